@@ -1,0 +1,1 @@
+"""mmuspec impl/: the optimized KVM MMU mechanisms and their named variants."""

@@ -1,0 +1,15 @@
+"""The kernel's failure modes, as Python exceptions.
+
+A BUG_ON in mmu.c becomes a `KvmBug`; touching a freed pte_list_desc becomes a
+`UseAfterFree` (what KASAN would report).  Both spec and impl raise them, and
+the differential machines treat "one side raised, the other did not" as a
+discrepancy like any other.
+"""
+
+
+class KvmBug(Exception):
+    """A BUG()/BUG_ON() of the kernel fired (e.g. removing an absent spte)."""
+
+
+class UseAfterFree(KvmBug):
+    """A freed object (a pte_list_desc) was read or written."""

@@ -1,0 +1,216 @@
+"""Reverse maps and their walkers, the naive way: rmap_next() (Linux 3.4).
+
+`RmapBase` holds what the rmap iterator patch (Yoshikawa 2012, 1e3f42f03c38)
+left alone and both sides share: rmap_add, rmap_remove, drop_spte,
+mmu_spte_clear_track_bits.  `SpecRmap` adds the pre-patch iteration,
+rmap_next(rmapp, spte), which re-decodes the head and re-scans the list from
+the start for every step (O(n^2) slot reads for a walk of n), and writes
+every walker on it, as mmu.c 3.4 did.
+
+`rmap_of` stands for gfn_to_rmap(kvm, kvm_mmu_page_get_gfn(sp, idx), level):
+a callable from an spte pointer to the RmapHead that must hold it.  The rmap
+family supplies it from a table; the shadow MMU from its shadow pages.
+"""
+
+from .consts import (
+    PT64_BASE_ADDR_MASK,
+    PT_ACCESSED_MASK,
+    PT_DIRTY_MASK,
+    PT_PAGE_SIZE_MASK,
+    PT_PAGE_TABLE_LEVEL,
+    PT_PRESENT_MASK,
+    PT_WRITABLE_MASK,
+    PAGE_SHIFT,
+    SPTE_HOST_WRITEABLE,
+    spte_to_pfn,
+)
+from .errors import KvmBug
+from .pte_list import PteListOps, pte_list_desc_addr, pte_list_is_desc
+
+
+def is_shadow_present_pte(spte):
+    return spte & PT_PRESENT_MASK != 0
+
+
+def is_writable_pte(spte):
+    return spte & PT_WRITABLE_MASK != 0
+
+
+def is_large_pte(spte):
+    return spte & PT_PAGE_SIZE_MASK != 0
+
+
+def set_pte_rmapp_spte(spte, new_pfn, accessed_mask):
+    """The new spte kvm_set_pte_rmapp() writes for a read-only host pte.
+
+    New pfn; W, SPTE_HOST_WRITEABLE and the accessed bit cleared (3.5 form).
+    """
+    new = spte & ~PT64_BASE_ADDR_MASK
+    new |= new_pfn << PAGE_SHIFT
+    new &= ~PT_WRITABLE_MASK
+    new &= ~SPTE_HOST_WRITEABLE
+    new &= ~accessed_mask
+    return new
+
+
+class RmapBase(PteListOps):
+    """The rmap operations both sides share (unchanged by the patch)."""
+
+    def __init__(self, mem, rmap_of, shadow_accessed_mask=PT_ACCESSED_MASK):
+        super().__init__(mem)
+        self.rmap_of = rmap_of
+        self.shadow_accessed_mask = shadow_accessed_mask
+        # EPT has neither A nor D bits; shadow paging and NPT have both.
+        self.shadow_dirty_mask = PT_DIRTY_MASK if shadow_accessed_mask else 0
+        self.pfn_accessed = set()  # kvm_set_pfn_accessed() calls, by pfn
+        self.pfn_dirty = set()     # kvm_set_pfn_dirty() calls, by pfn
+
+    def rmap_add(self, sptep, rmapp):
+        """rmap_add(): pte_list_add onto the rmap; returns its count."""
+        return self.pte_list_add(sptep, rmapp)
+
+    def rmap_remove(self, sptep):
+        """rmap_remove(): take sptep off the rmap its gfn and level select."""
+        self.pte_list_remove(sptep, self.rmap_of(sptep))
+
+    def mmu_spte_clear_track_bits(self, sptep):
+        """Clear *sptep; report A/D to the host; return whether it was present."""
+        old = self.mem.spte_read(sptep)
+        self.mem.spte_write(sptep, 0)
+        if not is_shadow_present_pte(old):
+            return False
+        pfn = spte_to_pfn(old)
+        if not self.shadow_accessed_mask or old & self.shadow_accessed_mask:
+            self.pfn_accessed.add(pfn)
+        if not self.shadow_dirty_mask or old & self.shadow_dirty_mask:
+            self.pfn_dirty.add(pfn)
+        return True
+
+    def drop_spte(self, sptep):
+        """drop_spte(): clear the spte and, if it was present, rmap_remove it."""
+        if self.mmu_spte_clear_track_bits(sptep):
+            self.rmap_remove(sptep)
+
+    def drop_parent_pte(self, parent_ptes, parent_pte):
+        """drop_parent_pte(): off sp->parent_ptes, then clear without tracking."""
+        self.pte_list_remove(parent_pte, parent_ptes)
+        self.mem.spte_write(parent_pte, 0)
+
+    def check_present(self, sptep, walker):
+        spte = self.mem.spte_read(sptep)
+        if not is_shadow_present_pte(spte):
+            raise KvmBug(f"{walker}: BUG_ON non-present spte {sptep:#x} = {spte:#x}")
+        return spte
+
+
+class SpecRmap(RmapBase):
+    """The reference: every walker written on rmap_next()."""
+
+    def rmap_next(self, rmapp, spte):
+        """pte_list_next(): the entry after `spte` (0 = from the start).
+
+        Re-decodes the head and scans from the first desc every time.
+        """
+        mem, ext = self.mem, self.ext
+        head = rmapp.val
+        mem.reads += 1  # the head word
+        if head == 0:
+            return 0
+        if not pte_list_is_desc(head):
+            return head if spte == 0 else 0
+        desc = mem.desc(pte_list_desc_addr(head))
+        prev = 0
+        while desc is not None:
+            i = 0
+            while i < ext:
+                cur = mem.slot(desc, i)
+                if not cur:
+                    break
+                if prev == spte:
+                    return cur
+                prev = cur
+                i += 1
+            desc = mem.desc(desc.more) if desc.more else None
+        return 0
+
+    def rmap_write_protect(self, rmapp, level):
+        """__rmap_write_protect(): level 1 clears W; a large spte is dropped."""
+        spte = 0
+        write_protected = False
+        while True:
+            spte = self.rmap_next(rmapp, spte)
+            if not spte:
+                return write_protected
+            val = self.check_present(spte, "rmap_write_protect")
+            if not is_writable_pte(val):
+                continue
+            if level == PT_PAGE_TABLE_LEVEL:
+                self.mem.spte_write(spte, val & ~PT_WRITABLE_MASK)
+            else:
+                if not is_large_pte(val):
+                    raise KvmBug(f"rmap_write_protect: BUG_ON !large spte {spte:#x}")
+                self.drop_spte(spte)
+                spte = 0
+            write_protected = True
+
+    def kvm_unmap_rmapp(self, rmapp):
+        """kvm_unmap_rmapp(): drop every spte; returns need_tlb_flush."""
+        need_flush = False
+        while True:
+            spte = self.rmap_next(rmapp, 0)
+            if not spte:
+                return need_flush
+            self.check_present(spte, "kvm_unmap_rmapp")
+            self.drop_spte(spte)
+            need_flush = True
+
+    def kvm_set_pte_rmapp(self, rmapp, host_writable, new_pfn):
+        """kvm_set_pte_rmapp(): writable host pte -> drop all, else repoint."""
+        need_flush = False
+        spte = self.rmap_next(rmapp, 0)
+        while spte:
+            val = self.check_present(spte, "kvm_set_pte_rmapp")
+            need_flush = True
+            if host_writable:
+                self.drop_spte(spte)
+                spte = self.rmap_next(rmapp, 0)
+            else:
+                new = set_pte_rmapp_spte(val, new_pfn, self.shadow_accessed_mask)
+                self.mmu_spte_clear_track_bits(spte)
+                self.mem.spte_write(spte, new)
+                spte = self.rmap_next(rmapp, spte)
+        return need_flush
+
+    def kvm_age_rmapp(self, rmapp):
+        """kvm_age_rmapp(): clear A, report young; with no A bit, unmap."""
+        if not self.shadow_accessed_mask:
+            return self.kvm_unmap_rmapp(rmapp)
+        young = False
+        spte = self.rmap_next(rmapp, 0)
+        while spte:
+            val = self.check_present(spte, "kvm_age_rmapp")
+            if val & PT_ACCESSED_MASK:
+                young = True
+                self.mem.spte_write(spte, val & ~PT_ACCESSED_MASK)
+            spte = self.rmap_next(rmapp, spte)
+        return young
+
+    def kvm_test_age_rmapp(self, rmapp):
+        """kvm_test_age_rmapp(): report young, change nothing."""
+        if not self.shadow_accessed_mask:
+            return False
+        spte = self.rmap_next(rmapp, 0)
+        while spte:
+            val = self.check_present(spte, "kvm_test_age_rmapp")
+            if val & PT_ACCESSED_MASK:
+                return True
+            spte = self.rmap_next(rmapp, spte)
+        return False
+
+    def kvm_mmu_unlink_parents(self, parent_ptes):
+        """kvm_mmu_unlink_parents(): drop every parent pte of a shadow page."""
+        while True:
+            parent = self.rmap_next(parent_ptes, 0)
+            if not parent:
+                return
+            self.drop_parent_pte(parent_ptes, parent)
