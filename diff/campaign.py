@@ -1,0 +1,117 @@
+"""A campaign: one family, one variant (or the plain impl), a seed and a budget.
+
+`run_campaign()` is a plain function returning a plain record, so it can run
+in this process or anywhere else.  It runs Hypothesis on the family's state
+machine in rounds (seed, seed+1, ...) until the time budget is spent or a
+round fails.  A failure is shrunk by Hypothesis; the op trace of the last
+(shrunk) run is replayed through a fresh world to confirm it and to name the
+oracle that fired.
+
+What a clean campaign means is *tested* (sampled): N examples of up to
+`steps` steps each, reported in the record.
+"""
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from impl import variants as variant_registry
+
+from . import families
+from .core import Discrepancy, replay_ops
+
+EXAMPLES_PER_ROUND = 25
+DEFAULT_STEPS = 100
+
+
+@dataclass
+class CampaignResult:
+    family: str
+    variant: str | None
+    mode: str
+    seed: int
+    budget: float
+    status: str = "clean"          # clean | discrepancy | inconclusive
+    examples: int = 0
+    steps: int = 0
+    rules: list = field(default_factory=list)
+    seconds: float = 0.0
+    time_to_failure: float | None = None
+    oracle: str | None = None
+    message: str | None = None
+    failing_step: int | None = None
+    ops: list | None = None
+    reproduced: bool | None = None
+    note: str = ""
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def hypothesis_settings(examples, steps):
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        verbosity=Verbosity.quiet,
+        phases=(Phase.generate, Phase.shrink),
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+
+
+def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS, mode=None,
+                 progress=None, min_examples=EXAMPLES_PER_ROUND):
+    """Differential campaign; returns a CampaignResult.
+
+    `family` and `variant` are names (`variant` as family:name or None for the
+    plain impl).  `budget` is seconds of generation; at least `min_examples`
+    examples run whatever the budget, and a round that has started finishes.
+    `progress(result)` is called after every round.
+    """
+    fam = families.get(family)
+    var = variant_registry.get(variant) if variant else None
+    if var is not None and var.family != fam.name:
+        raise variant_registry.UnknownVariant(
+            f"variant {var.qualname} belongs to family {var.family}, not {fam.name}")
+    mode = mode or fam.modes[0]
+    if mode not in fam.modes:
+        raise ValueError(f"family {fam.name} has modes {', '.join(fam.modes)}, not {mode!r}")
+    res = CampaignResult(fam.name, var.qualname if var else None, mode, seed, budget)
+    stats = {"steps": 0, "rules": set()}
+    start = time.monotonic()
+    rnd = 0
+    while True:
+        machine = fam.machine_for(var, mode, seed=seed + rnd, stats=stats)
+        try:
+            run_state_machine_as_test(machine, settings=hypothesis_settings(EXAMPLES_PER_ROUND, steps))
+        except Exception as exc:  # the shrunk failure; Discrepancy or anything the model raised
+            res.time_to_failure = time.monotonic() - start
+            res.ops = list(machine.last_trace or [])
+            res.status = "discrepancy"
+            failure = replay_ops(fam.world(var, mode), res.ops)
+            if failure is not None:
+                res.reproduced = True
+                res.oracle, res.message, res.failing_step = failure.oracle, failure.message, failure.step
+                res.ops = res.ops[: failure.step + 1]
+            else:
+                res.reproduced = False
+                res.oracle = exc.oracle if isinstance(exc, Discrepancy) else "exception"
+                res.message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            break
+        finally:
+            rnd += 1
+            res.examples = rnd * EXAMPLES_PER_ROUND
+            res.steps = stats["steps"]
+            res.rules = sorted(stats["rules"])
+            res.seconds = time.monotonic() - start
+        if progress:
+            progress(res)
+        if res.seconds >= budget and res.examples >= min_examples:
+            break
+    res.seconds = time.monotonic() - start
+    return res

@@ -1,0 +1,143 @@
+"""The differential core every family plugs into.
+
+A family provides a *world*: spec, impl (possibly a variant) and an abstract
+model side by side.  Everything that happens to a world is an *op*, a
+`[name, {args}]` pair in kernel terms that is plain JSON.  `World.apply(op)`
+runs one op on every side and raises `Discrepancy` when they disagree;
+`World.check()` runs the after-step oracles.  The Hypothesis state machine
+(`DiffMachine`) only chooses ops; replaying a saved list of ops through a
+fresh world reproduces a run exactly, which is what counterexample files,
+`mmuspec replay` and the generated pytest files do.
+"""
+
+from dataclasses import dataclass
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant
+
+from spec.errors import KvmBug
+
+
+class Discrepancy(Exception):
+    """Spec, impl or an oracle disagree.  `oracle` names the check that fired."""
+
+    def __init__(self, oracle, message):
+        super().__init__(f"[{oracle}] {message}")
+        self.oracle = oracle
+        self.message = message
+
+
+class BadOp(ValueError):
+    """An op that is malformed for its family (e.g. from a hand-edited file)."""
+
+
+def run_sides(sides, fn_name, *args):
+    """Call one method on every side; returns {side: ("ok", value) | ("bug", text)}."""
+    out = {}
+    for name, obj in sides.items():
+        try:
+            out[name] = ("ok", getattr(obj, fn_name)(*args))
+        except KvmBug as e:
+            out[name] = ("bug", f"{type(e).__name__}: {e}")
+    return out
+
+
+def agree(outcomes, what):
+    """Raise unless every side returned the same thing (or raised the same way)."""
+    items = list(outcomes.items())
+    first_name, first = items[0]
+    for name, res in items[1:]:
+        if res != first:
+            kinds = {n: r[0] for n, r in items}
+            oracle = "kernel BUG" if "bug" in kinds.values() else "walker return"
+            shown = ", ".join(f"{n} {_show(r)}" for n, r in items)
+            raise Discrepancy(oracle, f"{what}: {shown}")
+    if first[0] == "bug":
+        raise Discrepancy("kernel BUG", f"{what}: every side hit {first[1]}")
+    return first[1]
+
+
+def _show(res):
+    kind, val = res
+    if kind == "bug":
+        return f"raised {val}"
+    return f"returned {val!r}"
+
+
+class World:
+    """Base of a family's world.  Subclasses define apply(), check(), describe()."""
+
+    def apply(self, op):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def check(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @staticmethod
+    def describe(op):
+        name, args = op
+        inner = ", ".join(f"{k}={v}" for k, v in args.items())
+        return f"{name}({inner})"
+
+
+@dataclass
+class Failure:
+    """The first discrepancy of a replay: at op index `step` (0-based)."""
+
+    step: int
+    oracle: str
+    message: str
+
+
+def validate_ops(ops):
+    """Shape check of a saved op list; raises BadOp with a one-line reason."""
+    if not isinstance(ops, list):
+        raise BadOp("ops must be a list")
+    for i, op in enumerate(ops):
+        if (not isinstance(op, list) or len(op) != 2 or not isinstance(op[0], str)
+                or not isinstance(op[1], dict)):
+            raise BadOp(f"op {i} is not [name, {{args}}]")
+
+
+def replay_ops(world, ops):
+    """Apply and check each op in turn; the first Failure, or None if clean."""
+    validate_ops(ops)
+    for i, op in enumerate(ops):
+        try:
+            world.apply(op)
+            world.check()
+        except Discrepancy as d:
+            return Failure(i, d.oracle, d.message)
+        except (KeyError, TypeError, ValueError) as e:
+            raise BadOp(f"op {i} {op[0]!r}: {type(e).__name__}: {e}") from None
+    return None
+
+
+class DiffMachine(RuleBasedStateMachine):
+    """Base state machine: rules call `self.emit(op)`; the world is checked after each step.
+
+    `world_factory` is set per run by Family.machine(); the op trace of the
+    most recent run is kept on the class so the campaign can save the shrunk
+    counterexample Hypothesis replays last.
+    """
+
+    world_factory = None
+    last_trace = None
+    stats = None  # {"steps": int, "rules": set()} across the campaign
+
+    def __init__(self):
+        super().__init__()
+        self.world = type(self).world_factory()
+        self.trace = []
+        type(self).last_trace = self.trace
+
+    def emit(self, op):
+        self.trace.append(op)
+        st = type(self).stats
+        if st is not None:
+            st["steps"] += 1
+            st["rules"].add(op[0])
+        self.world.apply(op)
+
+    @invariant()
+    def oracles_hold(self):
+        self.world.check()

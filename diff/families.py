@@ -1,0 +1,70 @@
+"""The family registry: each diff module that defines `FAMILY` is one family.
+
+A Family ties together the spec/impl world, the state machine that drives
+it, the impl class variants modify and the modes it runs in.  Discovery is by
+import of the diff package's modules, so a new family is one new module.
+"""
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+
+from hypothesis import seed as hypothesis_seed
+
+
+class UnknownFamily(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    summary: str
+    machine: type            # DiffMachine subclass choosing the ops
+    make_world: object       # (impl_cls, mode) -> World
+    impl_base: type          # the impl class a variant of this family modifies
+    modes: tuple = ("default",)
+    notes: dict = field(default_factory=dict)
+
+    def impl_class(self, variant=None):
+        return variant.build(self.impl_base) if variant is not None else self.impl_base
+
+    def world(self, variant=None, mode=None):
+        return self.make_world(self.impl_class(variant), mode or self.modes[0])
+
+    def machine_for(self, variant=None, mode=None, seed=0, stats=None):
+        """A fresh machine class bound to (variant, mode), seeded for Hypothesis."""
+        impl_cls = self.impl_class(variant)
+        mode = mode or self.modes[0]
+        make = self.make_world
+        cls = type(f"{self.machine.__name__}_{seed}", (self.machine,), {
+            "world_factory": staticmethod(lambda: make(impl_cls, mode)),
+            "stats": stats,
+        })
+        return hypothesis_seed(seed)(cls)
+
+
+_FAMILIES = {}
+
+# Modules of the diff package that are infrastructure, not families.
+_NOT_FAMILIES = {"core", "families", "campaign", "counterexample", "bench"}
+
+
+def load_all():
+    import diff
+
+    for info in pkgutil.iter_modules(diff.__path__):
+        if info.name in _NOT_FAMILIES or info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"diff.{info.name}")
+        fam = getattr(mod, "FAMILY", None)
+        if fam is not None:
+            _FAMILIES[fam.name] = fam
+    return dict(sorted(_FAMILIES.items()))
+
+
+def get(name):
+    fams = load_all()
+    if name not in fams:
+        raise UnknownFamily(f"unknown family {name!r} (known: {', '.join(fams)})")
+    return fams[name]
