@@ -1,0 +1,3 @@
+from mmuspec.cli import main
+
+raise SystemExit(main())
