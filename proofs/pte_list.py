@@ -59,10 +59,9 @@ def _remove_case(remove_slot, ext, chain_len, k, i, timeout_ms):
 @obligation(
     "pte_list.remove_entry_packs", "rmap",
     "pte_list_desc_remove_entry keeps every desc of the chain packed (occupied slots a "
-    "prefix, slot 0 occupied, an emptied desc unlinked) and removes exactly one spte",
-    "bounded: chains of 1-3 descs, every desc and removal position, PTE_LIST_EXT 3 "
-    "and 4; slot contents symbolic (the unlink of an emptied desc is Python control "
-    "flow, searched by the rmap state machine)")
+    "prefix, slot 0 occupied, an emptied desc unlinked) and removes exactly one spte; "
+    "slot contents symbolic, the unlink itself is control flow the state machine samples",
+    "bounded: chains of 1-3 descs, every removal position, PTE_LIST_EXT 3 and 4")
 def remove_entry_packs(impl_cls, timeout_ms):
     remove_slot = (impl_cls or PteListOps).desc_remove_slot
     cases = []
