@@ -82,7 +82,7 @@ def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS,
     if mode not in fam.modes:
         raise ValueError(f"family {fam.name} has modes {', '.join(fam.modes)}, not {mode!r}")
     res = CampaignResult(fam.name, var.qualname if var else None, mode, seed, budget)
-    stats = {"steps": 0, "rules": set()}
+    stats = {"runs": 0, "steps": 0, "rules": set()}
     start = time.monotonic()
     rnd = 0
     while True:
@@ -105,13 +105,13 @@ def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS,
             break
         finally:
             rnd += 1
-            res.examples = rnd * EXAMPLES_PER_ROUND
+            res.examples = stats["runs"]  # machine runs, shrinking replays included
             res.steps = stats["steps"]
             res.rules = sorted(stats["rules"])
             res.seconds = time.monotonic() - start
         if progress:
             progress(res)
-        if res.seconds >= budget and res.examples >= min_examples:
+        if res.seconds >= budget and rnd * EXAMPLES_PER_ROUND >= min_examples:
             break
     res.seconds = time.monotonic() - start
     return res

@@ -122,13 +122,15 @@ class DiffMachine(RuleBasedStateMachine):
 
     world_factory = None
     last_trace = None
-    stats = None  # {"steps": int, "rules": set()} across the campaign
+    stats = None  # {"runs": int, "steps": int, "rules": set()} across the campaign
 
     def __init__(self):
         super().__init__()
         self.world = type(self).world_factory()
         self.trace = []
         type(self).last_trace = self.trace
+        if type(self).stats is not None:
+            type(self).stats["runs"] += 1
 
     def emit(self, op):
         self.trace.append(op)

@@ -253,8 +253,7 @@ class RmapWorld(World):
         for name, side in self.sides.items():
             got = side.mem.present_sptes()
             if got != want_mem:
-                diffs = sorted(set(got) ^ set(want_mem) | {a for a in got if got.get(a) != want_mem.get(a)})
-                a = diffs[0]
+                a = min(x for x in set(got) | set(want_mem) if got.get(x) != want_mem.get(x))
                 other = "impl" if name == "spec" else "spec"
                 raise Discrepancy("spte memory", (
                     f"spte {a:#x}: {name} {show_spte(got.get(a, 0))}, abstract model "

@@ -34,7 +34,7 @@ class Progress:
         if self.quiet:
             return
         msg = (f"{self.label}: {res.examples} examples, {res.steps} steps, "
-               f"{res.seconds:.0f}/{res.budget:.0f}s")
+               f"{res.seconds:.0f}s of {res.budget:.0f}s")
         if self.tty:
             self.stream.write("\r" + msg[:120].ljust(80))
             self.stream.flush()

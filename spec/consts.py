@@ -110,3 +110,60 @@ def PT64_LVL_ADDR_MASK(level):
 def spte_to_pfn(spte):
     """spte_to_pfn() of mmu.c; works on ints and z3 bit-vectors alike."""
     return (spte & PT64_BASE_ADDR_MASK) >> PAGE_SHIFT
+
+
+# -- The guest page walk (walk family, facts sections 1, 2 and 8) -------------
+# Control-register bits the walk reads.
+X86_CR0_WP = 1 << 16
+X86_CR4_PSE = 1 << 4
+X86_CR4_PAE = 1 << 5
+EFER_LMA = 1 << 10
+EFER_NX = 1 << 11
+
+PT32_ENT_SIZE = 4  # sizeof(pt_element_t) for PTTYPE 32
+PT64_ENT_SIZE = 8  # sizeof(pt_element_t) for PTTYPE 64
+PT32_BASE_ADDR_MASK = 0xFFFFF000  # PAGE_MASK on a u32 guest pte
+PT32_VADDR_BITS = 32  # linear-address width of 32-bit and PAE paging
+PT64_VADDR_BITS = 48  # linear-address width of 4-level paging (canonical)
+PT64_PHYS_BITS = 52  # architectural limit of MAXPHYADDR; PT64_BASE_ADDR_MASK ends at bit 51
+MAXPHYADDR_CHOICES = (36, 40, 46, 52)  # cpuid_maxphyaddr() values the walk family samples
+
+# PAE: the four PDPTEs, loaded from CR3 into registers; index (addr >> 30) & 3.
+PT32E_PDPTE_SHIFT = 30
+PT32E_NR_PDPTES = 4
+PT32E_CR3_PDPT_MASK = 0xFFFFFFE0  # CR3 bits 31:5 locate the 32-byte PDPT
+
+# The PAT bit of a large-page entry (bit 7 is PS there; in a 4K pte bit 7 is PAT).
+PT_PAT_LARGE_SHIFT = 12
+PT_PAT_LARGE_MASK = 1 << PT_PAT_LARGE_SHIFT
+
+
+def rsvd_bits(s, e):
+    """rsvd_bits(s, e) of mmu.c: a mask of bits s..e inclusive (empty when s > e)."""
+    if s > e:
+        return 0
+    return ((1 << (e - s + 1)) - 1) << s
+
+
+# Reserved bits that do not depend on MAXPHYADDR or EFER.NX (Intel SDM vol. 3
+# tables 4-5, 4-8, 4-15 and 4-17; facts section 8).
+PT32E_PDPTE_RSVD_MASK = rsvd_bits(1, 2) | rsvd_bits(5, 8)  # PAE PDPTE, plus bits 63:MAXPHYADDR
+PT32_4MB_RSVD_MASK = rsvd_bits(PT32_PSE36_SHIFT + PT32_PSE36_BITS, 21)  # bits 21:17 (PSE-36)
+PT64_2MB_RSVD_MASK = rsvd_bits(PAGE_SHIFT + 1, PAGE_SHIFT + PT64_LEVEL_BITS - 1)  # bits 20:13
+PT64_1GB_RSVD_MASK = rsvd_bits(PAGE_SHIFT + 1, PAGE_SHIFT + 2 * PT64_LEVEL_BITS - 1)  # bits 29:13
+PT64_PML4E_RSVD_MASK = PT_PAGE_SIZE_MASK  # PS must be 0 in a PML4E
+
+
+def PT64_LVL_OFFSET_MASK(level):
+    """Address bits 12 .. 12+9(level-1)-1: the 4K frames inside a page of `level`."""
+    return PT64_BASE_ADDR_MASK & ((1 << (PAGE_SHIFT + (level - 1) * PT64_LEVEL_BITS)) - 1)
+
+
+def PT32_LVL_ADDR_MASK(level):
+    """Bits 12+10(level-1) .. 31 of a u32 entry (level 2: the 4MB base 0xffc00000)."""
+    return PT32_BASE_ADDR_MASK & ~((1 << (PAGE_SHIFT + (level - 1) * PT32_LEVEL_BITS)) - 1)
+
+
+def PT32_LVL_OFFSET_MASK(level):
+    """Address bits 12 .. 12+10(level-1)-1 (level 2: bits 12..21 of a 4MB page)."""
+    return PT32_BASE_ADDR_MASK & ((1 << (PAGE_SHIFT + (level - 1) * PT32_LEVEL_BITS)) - 1)
