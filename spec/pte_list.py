@@ -87,6 +87,14 @@ class PteListOps:
         self.mem = mem
         self.ext = mem.pte_list_ext
 
+    def mmu_alloc_pte_list_desc(self):
+        """A zeroed desc from mmu_pte_list_desc_cache."""
+        return self.mem.alloc_desc()
+
+    def mmu_free_pte_list_desc(self, desc):
+        """Return a desc to its slab (poisoned in the model)."""
+        self.mem.free_desc(desc)
+
     def pte_list_add(self, sptep, pte_list):
         """pte_list_add(): returns the count the kernel returns.
 
@@ -99,7 +107,7 @@ class PteListOps:
         if head == 0:
             pte_list.val = pte_list_head_of_spte(sptep)
         elif not pte_list_is_desc(head):
-            desc = mem.alloc_desc()
+            desc = self.mmu_alloc_pte_list_desc()
             desc.sptes[0] = head
             desc.sptes[1] = sptep
             pte_list.val = pte_list_head_of_desc(desc.addr)
@@ -110,7 +118,7 @@ class PteListOps:
                 desc = mem.desc(desc.more)
                 count += ext
             if mem.slot(desc, ext - 1):
-                new = mem.alloc_desc()
+                new = self.mmu_alloc_pte_list_desc()
                 desc.more = new.addr
                 desc = new
             i = 0
@@ -133,7 +141,7 @@ class PteListOps:
             prev_desc.more = desc.more
         else:
             pte_list.val = pte_list_head_of_desc(desc.more)
-        self.mem.free_desc(desc)
+        self.mmu_free_pte_list_desc(desc)
 
     def pte_list_remove(self, sptep, pte_list):
         """pte_list_remove(): removing an absent spte is a kernel BUG."""

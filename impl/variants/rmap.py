@@ -52,3 +52,72 @@ register(Variant(
     replaces={"desc_remove_slot": _desc_remove_slot_leaves_hole},
     caught_by=("pte_list structure", "rmap contents", "proof pte_list.remove_entry_packs"),
 ))
+
+
+def _age_young_is_last(self, rmapp):
+    # `young = _young` instead of `if (_young) young = 1`: reports the last
+    # spte's A bit, not whether any was young.
+    from impl.rmap import RmapIterator
+    from spec.consts import PT_ACCESSED_MASK
+
+    if not self.shadow_accessed_mask:
+        return self.kvm_unmap_rmapp(rmapp)
+    it = RmapIterator()
+    young = False
+    sptep = self.rmap_get_first(rmapp.val, it)
+    while sptep:
+        val = self.check_present(sptep, "kvm_age_rmapp")
+        young = bool(val & PT_ACCESSED_MASK)
+        if young:
+            self.mem.spte_write(sptep, val & ~PT_ACCESSED_MASK)
+        sptep = self.rmap_get_next(it)
+    return young
+
+
+def _set_pte_rmapp_without_track(self, rmapp, host_writable, new_pfn):
+    # kvm_set_pte_rmapp rewriting a read-only mapping without
+    # mmu_spte_clear_track_bits: the old pfn's accessed/dirty state is lost.
+    from impl.rmap import RmapIterator
+    from spec.rmap import set_pte_rmapp_spte
+
+    it = RmapIterator()
+    need_flush = False
+    sptep = self.rmap_get_first(rmapp.val, it)
+    while sptep:
+        val = self.check_present(sptep, "kvm_set_pte_rmapp")
+        need_flush = True
+        if host_writable:
+            self.drop_spte(sptep)
+            sptep = self.after_drop(rmapp, it)
+        else:
+            self.mem.spte_write(sptep, set_pte_rmapp_spte(val, new_pfn, self.shadow_accessed_mask))
+            sptep = self.rmap_get_next(it)
+    return need_flush
+
+
+def _free_nothing(self, desc):
+    # mmu_free_pte_list_desc forgotten: the unlinked desc leaks.
+    return None
+
+
+register(Variant(
+    family="rmap", name="age-young-is-last", models="plausible",
+    summary="kvm_age_rmapp assigns young from each spte instead of OR-ing: reports the last one",
+    replaces={"kvm_age_rmapp": _age_young_is_last},
+    caught_by=("walker return",),
+))
+
+register(Variant(
+    family="rmap", name="set-pte-no-track", models="plausible",
+    summary="kvm_set_pte_rmapp overwrites the spte without mmu_spte_clear_track_bits "
+            "(A/D of the old pfn lost)",
+    replaces={"kvm_set_pte_rmapp": _set_pte_rmapp_without_track},
+    caught_by=("host A/D tracking",),
+))
+
+register(Variant(
+    family="rmap", name="leak-empty-desc", models="plausible",
+    summary="pte_list_desc_remove_entry unlinks an emptied desc without freeing it",
+    replaces={"mmu_free_pte_list_desc": _free_nothing},
+    caught_by=("pte_list structure",),
+))
