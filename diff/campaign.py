@@ -5,7 +5,8 @@ in this process or anywhere else.  It runs Hypothesis on the family's state
 machine in rounds (seed, seed+1, ...) until the time budget is spent or a
 round fails.  A failure is shrunk by Hypothesis; the op trace of the last
 (shrunk) run is replayed through a fresh world to confirm it and to name the
-oracle that fired.
+oracle that fired, then reduced op by op (diff.core.minimize_ops) to a
+1-minimal list on which the same oracle fires.
 
 What a clean campaign means is *tested* (sampled): N examples of up to
 `steps` steps each, reported in the record.
@@ -20,10 +21,25 @@ from hypothesis.stateful import run_state_machine_as_test
 from impl import variants as variant_registry
 
 from . import families
-from .core import Discrepancy, replay_ops
+from .core import Discrepancy, minimize_ops, replay_ops
 
 EXAMPLES_PER_ROUND = 25
 DEFAULT_STEPS = 100
+DEFAULT_SHRINK_SECONDS = 10.0
+
+
+def _cap_hypothesis_shrinking(seconds):
+    """Bound Hypothesis' shrink phase (its default cap is 300 s).
+
+    Shrinking a stateful run costs 10-40x the time to find it; after the cap
+    Hypothesis reports the smallest failure so far and minimize_ops finishes
+    the job on the ops.  The knob is an internal constant of the pinned
+    Hypothesis version (requirements.lock); if it moves, the default stands.
+    """
+    from hypothesis.internal.conjecture import engine
+
+    if hasattr(engine, "MAX_SHRINKING_SECONDS"):
+        engine.MAX_SHRINKING_SECONDS = seconds
 
 
 @dataclass
@@ -38,7 +54,8 @@ class CampaignResult:
     steps: int = 0
     rules: list = field(default_factory=list)
     seconds: float = 0.0
-    time_to_failure: float | None = None
+    time_to_failure: float | None = None   # first failing step seen, before shrinking
+    shrink_seconds: float | None = None
     oracle: str | None = None
     message: str | None = None
     failing_step: int | None = None
@@ -65,13 +82,14 @@ def hypothesis_settings(examples, steps):
 
 
 def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS, mode=None,
-                 progress=None, min_examples=EXAMPLES_PER_ROUND):
+                 progress=None, min_examples=EXAMPLES_PER_ROUND, shrink_seconds=DEFAULT_SHRINK_SECONDS):
     """Differential campaign; returns a CampaignResult.
 
     `family` and `variant` are names (`variant` as family:name or None for the
     plain impl).  `budget` is seconds of generation; at least `min_examples`
     examples run whatever the budget, and a round that has started finishes.
-    `progress(result)` is called after every round.
+    `progress(result)` is called after every round.  Shrinking a failure
+    takes at most `shrink_seconds` in Hypothesis plus the op-level pass.
     """
     fam = families.get(family)
     var = variant_registry.get(variant) if variant else None
@@ -82,7 +100,8 @@ def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS,
     if mode not in fam.modes:
         raise ValueError(f"family {fam.name} has modes {', '.join(fam.modes)}, not {mode!r}")
     res = CampaignResult(fam.name, var.qualname if var else None, mode, seed, budget)
-    stats = {"runs": 0, "steps": 0, "rules": set()}
+    stats = {"runs": 0, "steps": 0, "rules": set(), "first_failure": None}
+    _cap_hypothesis_shrinking(shrink_seconds)
     start = time.monotonic()
     rnd = 0
     while True:
@@ -90,18 +109,20 @@ def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS,
         try:
             run_state_machine_as_test(machine, settings=hypothesis_settings(EXAMPLES_PER_ROUND, steps))
         except Exception as exc:  # the shrunk failure; Discrepancy or anything the model raised
-            res.time_to_failure = time.monotonic() - start
+            first = stats.get("first_failure") or time.monotonic()
+            res.time_to_failure = first - start
             res.ops = list(machine.last_trace or [])
             res.status = "discrepancy"
             failure = replay_ops(fam.world(var, mode), res.ops)
             if failure is not None:
                 res.reproduced = True
+                res.ops, failure = minimize_ops(lambda: fam.world(var, mode), res.ops, failure)
                 res.oracle, res.message, res.failing_step = failure.oracle, failure.message, failure.step
-                res.ops = res.ops[: failure.step + 1]
             else:
                 res.reproduced = False
                 res.oracle = exc.oracle if isinstance(exc, Discrepancy) else "exception"
                 res.message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            res.shrink_seconds = time.monotonic() - first
             break
         finally:
             rnd += 1

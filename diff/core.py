@@ -10,6 +10,7 @@ fresh world reproduces a run exactly, which is what counterexample files,
 `mmuspec replay` and the generated pytest files do.
 """
 
+import time
 from dataclasses import dataclass
 
 from hypothesis.stateful import RuleBasedStateMachine, invariant
@@ -112,6 +113,38 @@ def replay_ops(world, ops):
     return None
 
 
+def _replay_or_none(make_world, ops):
+    try:
+        return replay_ops(make_world(), ops)
+    except BadOp:
+        return None  # a candidate whose ops no longer make sense is not a failure
+
+
+def minimize_ops(make_world, ops, failure):
+    """Reduce a failing op list until no single op can go (1-minimal).
+
+    Hypothesis shrinks the choices behind the rules; this pass works on the
+    ops themselves, which replay deterministically.  A candidate counts when
+    the same oracle fires.  Chunks are tried before single ops.  Returns
+    (ops, failure) for the smallest list found.
+    """
+    cur, best = list(ops[: failure.step + 1]), failure
+    size = max(len(cur) // 2, 1)
+    while size >= 1:
+        i, changed = len(cur) - size, False
+        while i >= 0:
+            cand = cur[:i] + cur[i + size:]
+            f = _replay_or_none(make_world, cand) if cand else None
+            if f is not None and f.oracle == failure.oracle:
+                cur, best, changed = cand[: f.step + 1], f, True
+                i = min(i, len(cur)) - size
+            else:
+                i -= 1
+        if not changed:
+            size //= 2
+    return cur, best
+
+
 class DiffMachine(RuleBasedStateMachine):
     """Base state machine: rules call `self.emit(op)`; the world is checked after each step.
 
@@ -138,8 +171,18 @@ class DiffMachine(RuleBasedStateMachine):
         if st is not None:
             st["steps"] += 1
             st["rules"].add(op[0])
-        self.world.apply(op)
+        self._noting_failure(self.world.apply, op)
 
     @invariant()
     def oracles_hold(self):
-        self.world.check()
+        self._noting_failure(self.world.check)
+
+    def _noting_failure(self, fn, *args):
+        """Run fn; on the campaign's first failure, note when (time to first failure)."""
+        try:
+            fn(*args)
+        except Exception:
+            st = type(self).stats
+            if st is not None and st.get("first_failure") is None:
+                st["first_failure"] = time.monotonic()
+            raise

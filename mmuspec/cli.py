@@ -302,6 +302,7 @@ def cmd_check(args, out):
         "families": [r.to_dict() for r in plain],
         "zoo": [{"variant": v.qualname, "must_catch": v.must_catch, "caught": r.status == "discrepancy",
                  "oracle": r.oracle, "time_to_failure": r.time_to_failure,
+                 "shrink_seconds": r.shrink_seconds,
                  "counterexample_ops": len(r.ops) if r.ops else None} for v, r in zoo],
         "zoo_kill_rate": f"{caught}/{len(zoo)}",
     }
@@ -316,10 +317,12 @@ def cmd_check(args, out):
                     [[r.family, r.status if r.status != "discrepancy" else f"DISCREPANCY [{r.oracle}]",
                       r.examples, r.steps, len(r.rules), f"{r.seconds:.0f}"] for r in plain]) + "\n\n")
     out.write("Variants (the zoo)\n")
-    out.write(table(["variant", "models", "must catch", "result", "oracle", "first failure s", "cex ops"],
+    out.write(table(["variant", "models", "must catch", "result", "oracle", "first failure s", "shrink s",
+                     "cex ops"],
                     [[v.qualname, v.models, "yes" if v.must_catch else "no",
                       "caught" if r.status == "discrepancy" else "NOT CAUGHT", r.oracle or "-",
                       f"{r.time_to_failure:.1f}" if r.time_to_failure is not None else "-",
+                      f"{r.shrink_seconds:.1f}" if r.shrink_seconds is not None else "-",
                       len(r.ops) if r.ops else "-"] for v, r in zoo]) + "\n\n")
     out.write(f"obligations: {summary['obligations']['proved']} proved, "
               f"{summary['obligations']['counterexample']} counterexample, {len(proof_unknown)} unknown; "
