@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from tests.variant_checks import assert_caught_and_replayable
+
 from diff import counterexample, families
 from diff.campaign import run_campaign
 from impl import variants
@@ -26,19 +28,7 @@ def test_the_issue_variants_are_registered():
 
 @pytest.mark.parametrize("name", RMAP_VARIANTS)
 def test_variant_is_caught_with_a_short_replayable_counterexample(name, tmp_path):
-    v = variants.get(name)
-    res = run_campaign("rmap", name, seed=0, budget=30, steps=100)
-    assert res.status == "discrepancy", f"{name} not caught"
-    assert res.reproduced
-    assert len(res.ops) <= 12, "shrinking should leave a handful of kernel ops"
-    assert res.oracle in v.caught_by or res.oracle == "kernel BUG", (res.oracle, v.caught_by)
-    json_path, py_path = counterexample.save(res, tmp_path)
-    data = counterexample.load(json_path)
-    _, _, failure = counterexample.replay(data)
-    assert failure is not None and failure.oracle == res.oracle
-    _, _, clean = counterexample.replay(data, variant=None)  # the plain impl passes it
-    assert clean is None
-    assert "def test_" in open(py_path).read()
+    assert_caught_and_replayable("rmap", name, tmp_path, budget=30, steps=100, max_ops=12)
 
 
 def test_describe_is_in_kernel_terms():
