@@ -167,3 +167,13 @@ def PT32_LVL_ADDR_MASK(level):
 def PT32_LVL_OFFSET_MASK(level):
     """Address bits 12 .. 12+10(level-1)-1 (level 2: bits 12..21 of a 4MB page)."""
     return PT32_BASE_ADDR_MASK & ((1 << (PAGE_SHIFT + (level - 1) * PT32_LEVEL_BITS)) - 1)
+
+
+# -- gfn derivation of direct pages (gfn family, facts sections 4 and 5) -----
+# 2.6.35's __direct_map masked every direct child's gfn with this (2MB-aligned
+# at every level); mainline (2.6.36) uses PT64_LVL_ADDR_MASK(level) instead.
+PT64_DIR_BASE_ADDR_MASK = PT64_BASE_ADDR_MASK & ~((1 << (PAGE_SHIFT + PT64_LEVEL_BITS)) - 1)
+
+# Sizes of the per-page arrays of struct kvm_mmu_page (the gfn bench).
+SPTE_BYTES = 8    # sizeof(u64): one entry of sp->spt
+GFN_T_BYTES = 8   # sizeof(gfn_t): one entry of sp->gfns

@@ -13,3 +13,8 @@ class KvmBug(Exception):
 
 class UseAfterFree(KvmBug):
     """A freed object (a pte_list_desc) was read or written."""
+
+
+class WrongHostPage(Exception):
+    """The CPU used a host page that is not the memslot's current page for the
+    gfn (a stale or misdirected spte): a safety violation, not a kernel BUG."""

@@ -1,0 +1,890 @@
+"""The shadow MMU of a VM, as mmu.c and paging_tmpl.h of Linux 3.10 have it.
+
+The spec form: every shadow page stores `gfns[]` (direct pages too, as
+before Lai 2010), every rmap walk is written on rmap_next() (spec.rmap), and
+zapping all pages walks the active list.  impl/mmu.py changes exactly those
+choices (derived gfns, the rmap iterator); everything else here is shared,
+so it is checked by the architectural oracle and the auditor
+(spec/mmu_audit.py), not by the spec/impl comparison.
+
+Modelled: memslots and host pages (spec/kvm_host.py); vCPUs under TDP or
+shadow paging of 32-bit, PAE and 64-bit guests; `struct kvm_mmu_page` with
+its role (level, cr4_pae, quadrant, direct, access, invalid, nxe, cr0_wp),
+spt[512], gfns[], parent_ptes, root_count, the hash by gfn and the active
+list; kvm_mmu_get_page() with role matching and the quadrant rule,
+link_shadow_page(), mmu_set_spte()/set_spte(), rmap_add()/rmap_remove(),
+kvm_mmu_prepare_zap_page()/kvm_mmu_commit_zap_page(), roots
+(mmu_alloc_direct_roots, mmu_alloc_shadow_roots with the four PAE roots,
+mmu_free_roots), account_shadowed()/unaccount_shadowed() and
+has_wrprotected_page(), mapping_level(), tdp_page_fault() with
+__direct_map(), FNAME(page_fault) with FNAME(fetch), and kvm_mmu_pte_write()
+with get_written_sptes() and FNAME(update_pte) for emulated guest stores.
+
+Not modelled (stated so no result is read as covering them): unsync shadow
+pages (every indirect page stays write-protected), write flooding and
+misaligned-write detection, MMIO sptes, rmap recycling, async page faults,
+guest INVLPG (a no-op without unsync pages), TDP faults on the guest's own
+page-table reads (the TDP vCPU's guest walk is done by the architectural
+walker; its A/D writes are touched through the TDP map as writes).
+"""
+
+from collections import namedtuple
+
+from . import gfn as gfn_arith
+from .consts import (
+    ACC_ALL, ACC_EXEC_MASK, ACC_USER_MASK, ACC_WRITE_MASK, KVM_NUM_MMU_PAGES, PAGE_SHIFT,
+    PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK, PT32_ROOT_LEVEL,
+    PT32E_ROOT_LEVEL, PT64_BASE_ADDR_MASK, PT64_INDEX, PT64_NX_MASK, PT64_ROOT_LEVEL,
+    PT_ACCESSED_MASK, PT_DIRECTORY_LEVEL, PT_DIRTY_MASK, PT_PAGE_SIZE_MASK, PT_PAGE_TABLE_LEVEL,
+    PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK, PT64_ENT_PER_PAGE, KVM_HPAGE_GFN_SHIFT,
+    SPTE_HOST_WRITEABLE, SPTE_MMU_WRITEABLE, spte_to_pfn,
+)
+from .errors import KvmBug, WrongHostPage
+from .kvm_host import KVM_NR_PAGE_SIZES, KvmHost
+from .memory import SHADOW_PT_BASE, KernelMemory, RmapHead
+from .rmap import SpecRmap, is_large_pte, is_shadow_present_pte
+from .written_sptes import written_spte_slots
+
+KvmMmuPageRole = namedtuple(
+    "KvmMmuPageRole", "level cr4_pae quadrant direct access invalid nxe cr0_wp")
+
+# Access outcomes, as the guest sees them.
+OK, PAGE_FAULT, MMIO = "ok", "#PF", "mmio"
+MAX_FAULT_RETRIES = 8
+TDP, SHADOW = "tdp", "shadow"
+
+
+class KvmMmuPage:
+    """struct kvm_mmu_page."""
+
+    __slots__ = ("gfn", "role", "spt", "gfns", "parent_ptes", "root_count", "unsync",
+                 "mmu_valid_gen", "serial")
+
+    def __init__(self, spt, gfns, serial):
+        self.gfn = 0
+        self.role = None
+        self.spt = spt          # address of spt[0] in the spte memory
+        self.gfns = gfns        # list of 512 gfns, or None (derived)
+        self.parent_ptes = RmapHead()
+        self.root_count = 0
+        self.unsync = False
+        self.mmu_valid_gen = 0
+        self.serial = serial    # creation order, to pair spec and impl pages
+
+    def sptep(self, index):
+        return self.spt + 8 * index
+
+    def __repr__(self):
+        r = self.role
+        return (f"sp(gfn {self.gfn:#x} level {r.level}{' direct' if r.direct else ''}"
+                f"{' q%d' % r.quadrant if r.quadrant else ''} access {r.access}"
+                f"{' invalid' if r.invalid else ''})")
+
+
+class GuestWalk:
+    """What the shadow MMU needs of a guest walk (struct guest_walker's fields)."""
+
+    __slots__ = ("fault", "gfn", "level", "table_gfn", "ptes", "pt_access", "pte_access")
+
+    def __init__(self):
+        self.fault = None
+        self.gfn = self.level = self.pt_access = self.pte_access = None
+        self.table_gfn = {}  # level -> gfn of the guest table holding that level's entry
+        self.ptes = {}       # level -> guest pte value
+
+
+class Vcpu:
+    """One vCPU: its guest paging state (`guest`) and its MMU roots."""
+
+    def __init__(self, vcpu_id, kind, guest):
+        self.id = vcpu_id
+        self.kind = kind          # TDP or SHADOW
+        self.guest = guest        # spec: ArchCpu; impl: KvmVcpu
+        self.root = None          # the root kvm_mmu_page (64-bit shadow or TDP)
+        self.pae_root = None      # [sp or None] * 4 for 32-bit and PAE guests
+        self.reload = False       # KVM_REQ_MMU_RELOAD pending
+
+
+class ShadowMmu:
+    """The spec VM's MMU: kvm->arch plus the vCPUs' struct kvm_mmu."""
+
+    rmap_class = SpecRmap
+    # gfn arithmetic, as static methods a variant may replace (spec/gfn.py)
+    direct_map_child_gfn = staticmethod(gfn_arith.direct_map_child_gfn)
+    fetch_direct_gfn = staticmethod(gfn_arith.fetch_direct_gfn)
+    role_quadrant = staticmethod(gfn_arith.role_quadrant)
+
+    def __init__(self, host=None, pte_list_ext=3):
+        self.host = host or KvmHost()
+        self.mem = KernelMemory(pte_list_ext)
+        self.rmap = self.rmap_class(self.mem, self.rmap_of_spte, PT_ACCESSED_MASK)
+        self.pages = {}                 # spt address -> sp (page_header)
+        self.mmu_page_hash = [[] for _ in range(KVM_NUM_MMU_PAGES)]
+        self.active_mmu_pages = []      # newest first
+        self.indirect_shadow_pages = 0
+        self.vcpus = {}
+        self.next_spt = SHADOW_PT_BASE
+        self.serial = 0
+        self.tlb_flushes = 0
+        self.freed_pages = set()        # spt addresses of freed pages (never reused)
+
+    # -- pages ----------------------------------------------------------------
+    def page_header(self, addr):
+        sp = self.pages.get(addr & ~0xFFF)
+        if sp is None:
+            raise KvmBug(f"page_header({addr:#x}): not a shadow page")
+        return sp
+
+    def sp_stores_gfns(self, direct):
+        """The spec keeps gfns[] for every page (the pre-2010 layout)."""
+        return True
+
+    def kvm_mmu_alloc_page(self, direct):
+        spt, self.next_spt = self.next_spt, self.next_spt + 4096
+        gfns = [0] * PT64_ENT_PER_PAGE if self.sp_stores_gfns(direct) else None
+        self.serial += 1
+        sp = KvmMmuPage(spt, gfns, self.serial)
+        self.pages[spt] = sp
+        self.active_mmu_pages.insert(0, sp)
+        return sp
+
+    def kvm_mmu_page_get_gfn(self, sp, index):
+        return sp.gfns[index]
+
+    def kvm_mmu_page_set_gfn(self, sp, index, gfn):
+        sp.gfns[index] = gfn
+
+    def kvm_mmu_free_page(self, sp):
+        for i in range(PT64_ENT_PER_PAGE):
+            if self.mem.spte_read(sp.sptep(i)):
+                raise KvmBug(f"kvm_mmu_free_page: {sp} not empty at {i}")
+        self.mmu_page_hash[sp.gfn % KVM_NUM_MMU_PAGES].remove(sp)
+        del self.pages[sp.spt]
+        self.freed_pages.add(sp.spt)
+
+    def for_each_gfn_sp(self, gfn):
+        return [sp for sp in self.mmu_page_hash[gfn % KVM_NUM_MMU_PAGES] if sp.gfn == gfn]
+
+    def for_each_gfn_indirect_valid_sp(self, gfn):
+        return [sp for sp in self.for_each_gfn_sp(gfn) if not sp.role.direct and not sp.role.invalid]
+
+    def is_valid_sp(self, sp):
+        """A page a lookup may return (issue 6 adds the generation)."""
+        return not sp.role.invalid
+
+    # -- rmaps ----------------------------------------------------------------
+    def rmap_of_spte(self, sptep):
+        """gfn_to_rmap(kvm, kvm_mmu_page_get_gfn(sp, idx), sp->role.level)."""
+        sp = self.page_header(sptep)
+        gfn = self.kvm_mmu_page_get_gfn(sp, (sptep - sp.spt) // 8)
+        slot = self.host.gfn_to_memslot(gfn)
+        if slot is None:
+            raise KvmBug(f"rmap of spte {sptep:#x}: gfn {gfn:#x} in no memslot")
+        return slot.rmap_head(gfn, sp.role.level)
+
+    def rmap_add(self, sptep, gfn):
+        sp = self.page_header(sptep)
+        self.kvm_mmu_page_set_gfn(sp, (sptep - sp.spt) // 8, gfn)
+        slot = self.host.gfn_to_memslot(gfn)
+        return self.rmap.rmap_add(sptep, slot.rmap_head(gfn, sp.role.level))
+
+    def drop_spte(self, sptep):
+        self.rmap.drop_spte(sptep)
+
+    def mmu_page_add_parent_pte(self, sp, parent_pte):
+        if parent_pte:
+            self.rmap.pte_list_add(parent_pte, sp.parent_ptes)
+
+    def drop_parent_pte(self, sp, parent_pte):
+        self.rmap.drop_parent_pte(sp.parent_ptes, parent_pte)
+
+    # -- write protection for shadowing -----------------------------------------
+    def account_shadowed(self, gfn):
+        slot = self.host.gfn_to_memslot(gfn)
+        if slot is not None:
+            slot.add_write_count(gfn, +1)
+        self.indirect_shadow_pages += 1
+
+    def unaccount_shadowed(self, gfn):
+        slot = self.host.gfn_to_memslot(gfn)
+        if slot is not None:
+            slot.add_write_count(gfn, -1)
+        self.indirect_shadow_pages -= 1
+
+    def has_wrprotected_page(self, gfn, level):
+        slot = self.host.gfn_to_memslot(gfn)
+        return slot is not None and slot.write_count(gfn, level) > 0
+
+    def rmap_write_protect(self, gfn):
+        """rmap_write_protect(): every level's rmap of `gfn` (large sptes dropped)."""
+        slot = self.host.gfn_to_memslot(gfn)
+        if slot is None:
+            return False
+        done = False
+        for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
+            done |= self.rmap.rmap_write_protect(slot.rmap_head(gfn, level), level)
+        return done
+
+    def mmu_need_write_protect(self, gfn):
+        """A W mapping of a gfn some indirect page shadows is refused (no unsync)."""
+        return bool(self.for_each_gfn_indirect_valid_sp(gfn))
+
+    # -- kvm_mmu_get_page -------------------------------------------------------
+    def base_role(self, vcpu):
+        if vcpu.kind == TDP:
+            return KvmMmuPageRole(0, 0, 0, 1, 0, 0, 0, 0)
+        g = vcpu.guest
+        return KvmMmuPageRole(0, int(self.guest_is_pae(vcpu)), 0, 0, 0, 0,
+                              int(g.efer_nx), int(g.cr0_wp))
+
+    def guest_root_level(self, vcpu):
+        """mmu->root_level: 4, 3 (PAE) or 2; TDP vCPUs have a direct 4-level map."""
+        if vcpu.kind == TDP:
+            return PT64_ROOT_LEVEL
+        g = vcpu.guest
+        return PT64_ROOT_LEVEL if g.efer_lma else PT32E_ROOT_LEVEL if g.cr4_pae else PT32_ROOT_LEVEL
+
+    def guest_is_pae(self, vcpu):
+        return vcpu.guest.cr4_pae
+
+    def kvm_mmu_get_page(self, vcpu, gfn, gaddr, level, direct, access, parent_pte):
+        role = self.base_role(vcpu)._replace(level=level, direct=int(direct), access=access)
+        if direct:
+            role = role._replace(cr4_pae=0)
+        if vcpu.kind == SHADOW and self.guest_root_level(vcpu) <= PT32_ROOT_LEVEL:
+            role = role._replace(quadrant=self.role_quadrant(gaddr, level))
+        for sp in self.for_each_gfn_sp(gfn):
+            if sp.role != role or not self.is_valid_sp(sp):
+                continue
+            self.mmu_page_add_parent_pte(sp, parent_pte)
+            return sp
+        sp = self.kvm_mmu_alloc_page(direct)
+        self.mmu_page_add_parent_pte(sp, parent_pte)
+        sp.gfn = gfn
+        sp.role = role
+        self.mmu_page_hash[gfn % KVM_NUM_MMU_PAGES].insert(0, sp)
+        self.on_new_page(sp)
+        if not direct:
+            if self.rmap_write_protect(gfn):
+                self.tlb_flushes += 1
+            self.account_shadowed(gfn)
+        return sp
+
+    def on_new_page(self, sp):
+        """Hook for state a new page carries (issue 6: the generation)."""
+
+    def link_shadow_page(self, sptep, sp):
+        self.mem.spte_write(sptep, sp.spt | PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK
+                            | PT_ACCESSED_MASK)
+
+    # -- zapping ----------------------------------------------------------------
+    def is_last_spte(self, spte, level):
+        return level == PT_PAGE_TABLE_LEVEL or is_large_pte(spte)
+
+    def mmu_page_zap_pte(self, sp, sptep):
+        pte = self.mem.spte_read(sptep)
+        if not is_shadow_present_pte(pte):
+            return False
+        if self.is_last_spte(pte, sp.role.level):
+            self.drop_spte(sptep)
+        else:
+            child = self.page_header(pte & PT64_BASE_ADDR_MASK)
+            self.drop_parent_pte(child, sptep)
+        return True
+
+    def kvm_mmu_prepare_zap_page(self, sp, invalid_list):
+        for i in range(PT64_ENT_PER_PAGE):
+            self.mmu_page_zap_pte(sp, sp.sptep(i))
+        self.rmap.kvm_mmu_unlink_parents(sp.parent_ptes)
+        if not sp.role.invalid and not sp.role.direct:
+            self.unaccount_shadowed(sp.gfn)
+        if not sp.root_count:
+            self.active_mmu_pages.remove(sp)  # list_move onto invalid_list
+            invalid_list.append(sp)
+        else:
+            self.active_mmu_pages.remove(sp)
+            self.active_mmu_pages.insert(0, sp)
+            self.kvm_reload_remote_mmus()
+        sp.role = sp.role._replace(invalid=1)
+
+    def kvm_mmu_commit_zap_page(self, invalid_list):
+        if invalid_list:
+            self.tlb_flushes += 1
+        for sp in invalid_list:
+            self.kvm_mmu_free_page(sp)
+        invalid_list.clear()
+
+    def kvm_reload_remote_mmus(self):
+        for v in self.vcpus.values():
+            v.reload = True
+
+    def kvm_mmu_zap_all(self):
+        """kvm_mmu_zap_all(): prepare-zap every page on the active list, then commit.
+
+        Invalid roots still held stay on the list (prepare_zap is idempotent
+        for them) until their vCPUs release them.
+        """
+        invalid = []
+        for sp in list(self.active_mmu_pages):
+            self.kvm_mmu_prepare_zap_page(sp, invalid)
+        self.kvm_mmu_commit_zap_page(invalid)
+
+    # -- roots ------------------------------------------------------------------
+    def mmu_free_roots(self, vcpu):
+        invalid = []
+        roots = [vcpu.root] if vcpu.root is not None else [sp for sp in (vcpu.pae_root or []) if sp]
+        for sp in roots:
+            sp.root_count -= 1
+            if not sp.root_count and sp.role.invalid:
+                self.kvm_mmu_prepare_zap_page(sp, invalid)
+        self.kvm_mmu_commit_zap_page(invalid)
+        vcpu.root, vcpu.pae_root = None, None
+
+    def kvm_mmu_load(self, vcpu):
+        """Allocate the vCPU's roots if it has none (mmu_alloc_roots)."""
+        if vcpu.root is not None or vcpu.pae_root is not None:
+            return
+        if vcpu.kind == TDP:
+            sp = self.kvm_mmu_get_page(vcpu, 0, 0, PT64_ROOT_LEVEL, True, ACC_ALL, 0)
+            sp.root_count += 1
+            vcpu.root = sp
+            return
+        root_gfn = vcpu.guest.cr3 >> PAGE_SHIFT
+        level = self.guest_root_level(vcpu)
+        if level == PT64_ROOT_LEVEL:
+            sp = self.kvm_mmu_get_page(vcpu, root_gfn, 0, PT64_ROOT_LEVEL, False, ACC_ALL, 0)
+            sp.root_count += 1
+            vcpu.root = sp
+            return
+        vcpu.pae_root = [None] * 4
+        for i in range(4):
+            if level == PT32E_ROOT_LEVEL:
+                pdptr = self.guest_pdptr(vcpu, i)
+                if not pdptr & PT_PRESENT_MASK:
+                    continue
+                root_gfn = (pdptr & PT64_BASE_ADDR_MASK) >> PAGE_SHIFT
+            sp = self.kvm_mmu_get_page(vcpu, root_gfn, i << 30, PT32_ROOT_LEVEL, False, ACC_ALL, 0)
+            sp.root_count += 1
+            vcpu.pae_root[i] = sp
+
+    def guest_pdptr(self, vcpu, i):
+        return vcpu.guest.pdptes[i]
+
+    def kvm_mmu_unload(self, vcpu):
+        self.mmu_free_roots(vcpu)
+
+    def vcpu_enter_guest(self, vcpu):
+        """KVM_REQ_MMU_RELOAD, then kvm_mmu_load(): what vcpu_enter_guest does first."""
+        if vcpu.reload:
+            vcpu.reload = False
+            self.kvm_mmu_unload(vcpu)
+        self.kvm_mmu_load(vcpu)
+
+    # -- the hardware walk of the shadow/TDP tables -----------------------------
+    def shadow_walk(self, vcpu, addr):
+        """The entries the hardware uses for `addr`, top-down: [(sp, sptep, level)]."""
+        out = []
+        if vcpu.root is not None:
+            sp, level = vcpu.root, PT64_ROOT_LEVEL
+        else:
+            sp = vcpu.pae_root[(addr >> 30) & 3] if vcpu.pae_root else None
+            if sp is None:
+                return out
+            level = PT32_ROOT_LEVEL
+        while True:
+            sptep = sp.sptep(PT64_INDEX(addr, level))
+            out.append((sp, sptep, level))
+            spte = self.mem.spte_read(sptep)
+            if not is_shadow_present_pte(spte) or self.is_last_spte(spte, level):
+                return out
+            sp = self.page_header(spte & PT64_BASE_ADDR_MASK)
+            level -= 1
+
+    def hw_translate(self, vcpu, addr, write, user, fetch):
+        """Walk the tables as the CPU does (CR0.WP=1, EFER.NX=1 on the host).
+
+        Returns (leaf sptep, level) when the access is allowed, else None.
+        Sets A on the leaf (and D for a write) like the hardware.
+        """
+        path = self.shadow_walk(vcpu, addr)
+        if not path:
+            return None
+        sp, sptep, level = path[-1]
+        spte = self.mem.spte_read(sptep)
+        if not is_shadow_present_pte(spte):
+            return None
+        for _, p, _ in path:
+            v = self.mem.spte_read(p)
+            if write and not v & PT_WRITABLE_MASK:
+                return None
+            if user and not v & PT_USER_MASK:
+                return None
+            if fetch and v & PT64_NX_MASK:
+                return None
+        new = spte | PT_ACCESSED_MASK | (PT_DIRTY_MASK if write else 0)
+        if new != spte:
+            self.mem.spte_write(sptep, new)
+        return sptep, level
+
+    def spte_gfn(self, sptep, level, addr):
+        """The gfn a leaf spte maps for `addr` (its page's gfn plus the offset in a large page)."""
+        sp = self.page_header(sptep)
+        base = self.kvm_mmu_page_get_gfn(sp, (sptep - sp.spt) // 8)
+        return base + ((addr >> PAGE_SHIFT) & ((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1))
+
+    # -- mmu_set_spte ---------------------------------------------------------------
+    def set_spte(self, sptep, pte_access, level, gfn, pfn, speculative, host_writable):
+        """set_spte(): returns True when a write had to be refused (emulate)."""
+        spte = PT_PRESENT_MASK
+        if not speculative:
+            spte |= PT_ACCESSED_MASK
+        if not pte_access & ACC_EXEC_MASK:
+            spte |= PT64_NX_MASK
+        if pte_access & ACC_USER_MASK:
+            spte |= PT_USER_MASK
+        if level > PT_PAGE_TABLE_LEVEL:
+            spte |= PT_PAGE_SIZE_MASK
+        if host_writable:
+            spte |= SPTE_HOST_WRITEABLE
+        else:
+            pte_access &= ~ACC_WRITE_MASK
+        spte |= pfn << PAGE_SHIFT
+        ret = False
+        if pte_access & ACC_WRITE_MASK:
+            if level > PT_PAGE_TABLE_LEVEL and self.has_wrprotected_page(gfn, level):
+                return False  # "goto done": nothing is installed, the guest refaults
+            spte |= PT_WRITABLE_MASK | SPTE_MMU_WRITEABLE
+            if self.mmu_need_write_protect(gfn):
+                ret = True
+                pte_access &= ~ACC_WRITE_MASK
+                spte &= ~(PT_WRITABLE_MASK | SPTE_MMU_WRITEABLE)
+        if pte_access & ACC_WRITE_MASK:
+            self.mark_page_dirty(gfn)
+        self.mem.spte_write(sptep, spte)
+        return ret
+
+    def mmu_set_spte(self, sptep, pte_access, write_fault, level, gfn, pfn, speculative,
+                     host_writable):
+        """mmu_set_spte(): returns True when the access must be emulated."""
+        old = self.mem.spte_read(sptep)
+        was_rmapped = False
+        if is_shadow_present_pte(old):
+            if level > PT_PAGE_TABLE_LEVEL and not is_large_pte(old):
+                child = self.page_header(old & PT64_BASE_ADDR_MASK)
+                self.drop_parent_pte(child, sptep)
+            elif pfn != spte_to_pfn(old):
+                self.drop_spte(sptep)
+            else:
+                was_rmapped = True
+        emulate = bool(self.set_spte(sptep, pte_access, level, gfn, pfn, speculative,
+                                     host_writable) and write_fault)
+        if is_shadow_present_pte(self.mem.spte_read(sptep)) and not was_rmapped:
+            self.rmap_add(sptep, gfn)
+        return emulate
+
+    def mark_page_dirty(self, gfn):
+        slot = self.host.gfn_to_memslot(gfn)
+        if slot is not None and slot.dirty_log:
+            slot.dirty_bitmap.add(gfn)
+
+    # -- mapping level ------------------------------------------------------------
+    def mapping_level(self, gfn):
+        slot = self.host.gfn_to_memslot(gfn)
+        if slot is None or slot.dirty_log:
+            return PT_PAGE_TABLE_LEVEL  # mapping_level_dirty_bitmap()
+        host_level = slot.host_level
+        if host_level == PT_PAGE_TABLE_LEVEL:
+            return host_level
+        level = PT_DIRECTORY_LEVEL
+        while level <= host_level:
+            if self.has_wrprotected_page(gfn, level):
+                break
+            level += 1
+        return level - 1
+
+    def gfn_to_pfn(self, gfn, write):
+        """(pfn, map_writable), breaking COW for a write to a read-only host page."""
+        got = self.host.gfn_to_pfn(gfn, write)
+        if got is None:
+            return None
+        pfn, writable = got
+        slot = self.host.gfn_to_memslot(gfn)
+        if write and not writable and not slot.readonly:
+            self.kvm_unmap_gfn(gfn)  # the COW break's invalidate_range notifier
+            pfn = self.host.alloc_pfn(writable=True)
+            slot.pfns[gfn - slot.base_gfn] = pfn
+            writable = True
+        return pfn, writable
+
+    # -- the TDP fault ------------------------------------------------------------
+    def tdp_page_fault(self, vcpu, gpa, write):
+        """tdp_page_fault() -> __direct_map(); returns OK, MMIO or 'emulate'."""
+        gfn = gpa >> PAGE_SHIFT
+        level = self.mapping_level(gfn)
+        gfn &= ~((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1)
+        got = self.gfn_to_pfn(gpa >> PAGE_SHIFT, write)
+        if got is None:
+            return MMIO
+        pfn, map_writable = got
+        slot = self.host.gfn_to_memslot(gfn)
+        pfn = slot.pfns[gfn - slot.base_gfn] if level > PT_PAGE_TABLE_LEVEL else pfn
+        if write and not map_writable:
+            return MMIO  # a write to a read-only memslot exits to userspace
+        return "emulate" if self.__direct_map(vcpu, gpa, write, map_writable, level, gfn, pfn) else OK
+
+    def __direct_map(self, vcpu, gpa, write, map_writable, level, gfn, pfn):
+        addr = gfn << PAGE_SHIFT
+        sp, lvl = vcpu.root, PT64_ROOT_LEVEL
+        while True:
+            sptep = sp.sptep(PT64_INDEX(addr, lvl))
+            if lvl == level:
+                return self.mmu_set_spte(sptep, ACC_ALL, write, level, gfn, pfn, False, map_writable)
+            spte = self.mem.spte_read(sptep)
+            if is_shadow_present_pte(spte) and is_large_pte(spte):
+                self.drop_spte(sptep)  # drop_large_spte()
+                spte = 0
+            if not is_shadow_present_pte(spte):
+                child = self.kvm_mmu_get_page(vcpu, self.direct_map_child_gfn(addr, lvl), addr,
+                                              lvl - 1, True, ACC_ALL, sptep)
+                self.link_shadow_page(sptep, child)
+                sp = child
+            else:
+                sp = self.page_header(spte & PT64_BASE_ADDR_MASK)
+            lvl -= 1
+
+    # -- the shadow fault -----------------------------------------------------------
+    def guest_walk(self, vcpu, addr, write, user, fetch):
+        """FNAME(walk_addr) as the spec sees it: the architectural walk, read as a
+        guest_walker (table_gfn[], ptes[], pt_access, pte_access with
+        protect_clean_gpte).  Its A/D writes are marked dirty."""
+        from .walk import FETCH, READ, WRITE
+
+        kind = WRITE if write else FETCH if fetch else READ
+        before = len(vcpu.guest.mem.log)
+        res = vcpu.guest.walk(addr, kind, user)
+        for w in vcpu.guest.mem.log[before:]:
+            self.mark_page_dirty(w.gfn)
+        gw = GuestWalk()
+        if not res.ok:
+            gw.fault = res.fault
+            return gw
+        pt_access = ACC_ALL
+        for e in res.path[:-1]:
+            pt_access &= e.rights
+        for e in res.path:
+            if e.gpa is not None:
+                gw.table_gfn[e.level] = e.gpa >> PAGE_SHIFT
+            gw.ptes[e.level] = e.value
+        leaf = res.path[-1]
+        gw.gfn, gw.level, gw.pt_access = res.gfn, res.level, pt_access
+        gw.pte_access = pt_access & leaf.rights
+        if not write and not leaf.value & PT_DIRTY_MASK:
+            gw.pte_access &= ~ACC_WRITE_MASK  # protect_clean_gpte()
+        return gw
+
+    def large_base_gfn(self, vcpu, gw):
+        """The guest large page's own base gfn (what 2.6.35's fetch used)."""
+        size = self.guest_page_gfns(vcpu, gw.level)
+        return gw.gfn & ~(size - 1)
+
+    def guest_page_gfns(self, vcpu, level):
+        if level == 1:
+            return 1
+        if self.guest_root_level(vcpu) == PT32_ROOT_LEVEL:
+            return 1 << (10 * (level - 1))
+        return 1 << KVM_HPAGE_GFN_SHIFT(level)
+
+    def shadow_page_fault(self, vcpu, addr, write, user, fetch):
+        """FNAME(page_fault): walk, inject a #PF or fetch.  Returns
+        (PAGE_FAULT, error code), (MMIO, gfn), ("emulate", gfn) or (OK, None)."""
+        gw = self.guest_walk(vcpu, addr, write, user, fetch)
+        if gw.fault is not None:
+            return PAGE_FAULT, gw.fault
+        level = PT_PAGE_TABLE_LEVEL
+        if gw.level >= PT_DIRECTORY_LEVEL:
+            level = min(gw.level, self.mapping_level(gw.gfn))
+        got = self.gfn_to_pfn(gw.gfn, write)
+        if got is None:
+            return MMIO, gw.gfn
+        pfn, map_writable = got
+        if write and not map_writable:
+            return MMIO, gw.gfn
+        large_base = self.large_base_gfn(vcpu, gw)
+        walker_gfn = gw.gfn & ~((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1)
+        if level > PT_PAGE_TABLE_LEVEL:
+            slot = self.host.gfn_to_memslot(walker_gfn)
+            pfn = slot.pfns[walker_gfn - slot.base_gfn]
+        if write and not gw.pte_access & ACC_WRITE_MASK and not vcpu.guest.cr0_wp and not user:
+            gw.pte_access = (gw.pte_access | ACC_WRITE_MASK) & ~ACC_USER_MASK
+        emulate = self.fetch(vcpu, addr, gw, walker_gfn, large_base, write, level, pfn, map_writable)
+        return ("emulate", gw.gfn) if emulate else (OK, None)
+
+    def fetch(self, vcpu, addr, gw, walker_gfn, large_base, write, hlevel, pfn, map_writable):
+        """FNAME(fetch): indirect pages down to the guest leaf's level, direct
+        pages below it, then the leaf spte."""
+        access = gw.pt_access
+        path_sp = vcpu.root if vcpu.root is not None else vcpu.pae_root[(addr >> 30) & 3]
+        if path_sp is None:
+            raise KvmBug("fetch: no root for the address")
+        lvl = PT64_ROOT_LEVEL if vcpu.root is not None else PT32_ROOT_LEVEL
+        sp = path_sp
+        while lvl > gw.level:
+            sptep = sp.sptep(PT64_INDEX(addr, lvl))
+            self.drop_large_spte(sptep)
+            spte = self.mem.spte_read(sptep)
+            if not is_shadow_present_pte(spte):
+                table_gfn = gw.table_gfn[lvl - 1]
+                child = self.kvm_mmu_get_page(vcpu, table_gfn, addr, lvl - 1, False, access, sptep)
+                if self.gpte_changed(vcpu, gw, lvl - 1):
+                    return False  # the table changed under us: let the guest refault
+                self.link_shadow_page(sptep, child)
+                sp = child
+            else:
+                sp = self.page_header(spte & PT64_BASE_ADDR_MASK)
+            lvl -= 1
+        while lvl > hlevel:
+            sptep = sp.sptep(PT64_INDEX(addr, lvl))
+            self.validate_direct_spte(sptep, gw.pte_access)
+            self.drop_large_spte(sptep)
+            spte = self.mem.spte_read(sptep)
+            if not is_shadow_present_pte(spte):
+                direct_gfn = self.fetch_direct_gfn(walker_gfn, large_base, lvl)
+                child = self.kvm_mmu_get_page(vcpu, direct_gfn, addr, lvl - 1, True,
+                                              gw.pte_access, sptep)
+                self.link_shadow_page(sptep, child)
+                sp = child
+            else:
+                sp = self.page_header(spte & PT64_BASE_ADDR_MASK)
+            lvl -= 1
+        sptep = sp.sptep(PT64_INDEX(addr, lvl))
+        return self.mmu_set_spte(sptep, gw.pte_access, write, lvl, walker_gfn, pfn, False,
+                                 map_writable)
+
+    def gpte_changed(self, vcpu, gw, level):
+        """FNAME(gpte_changed): the guest entry at `level` no longer reads the same."""
+        return False  # the model is single-threaded: nothing changes inside a fault
+
+    def drop_large_spte(self, sptep):
+        spte = self.mem.spte_read(sptep)
+        if is_shadow_present_pte(spte) and is_large_pte(spte):
+            self.drop_spte(sptep)
+
+    def validate_direct_spte(self, sptep, direct_access):
+        """validate_direct_spte(): a direct child created with other access is unlinked."""
+        spte = self.mem.spte_read(sptep)
+        if not is_shadow_present_pte(spte) or is_large_pte(spte):
+            return
+        child = self.page_header(spte & PT64_BASE_ADDR_MASK)
+        if child.role.access == direct_access:
+            return
+        self.drop_parent_pte(child, sptep)
+
+    # -- emulated guest stores: kvm_mmu_pte_write ----------------------------------
+    written_spte_slots = staticmethod(written_spte_slots)
+
+    def get_written_sptes(self, sp, gpa, nbytes):
+        """get_written_sptes(): the spte(s) a guest write at `gpa` touches in `sp`.
+
+        The arithmetic is spec/written_sptes.py's, the function proofs/gfn.py
+        proves (gfn.quadrant_selects_entries)."""
+        quadrant, first, npte = self.written_spte_slots(gpa & 0xFFF, sp.role.level,
+                                                        not sp.role.cr4_pae)
+        if not sp.role.cr4_pae and quadrant != sp.role.quadrant:
+            return []
+        return [sp.sptep(first + k) for k in range(npte)]
+
+    def kvm_mmu_pte_write(self, vcpu, gpa, new, nbytes):
+        """An emulated guest store to a shadowed guest table."""
+        if not self.indirect_shadow_pages:
+            return
+        gfn = gpa >> PAGE_SHIFT
+        gentry = self.guest_read_gpte(vcpu, gpa, nbytes)
+        base = self.base_role(vcpu)
+        invalid = []
+        for sp in self.for_each_gfn_indirect_valid_sp(gfn):
+            for sptep in self.get_written_sptes(sp, gpa, nbytes):
+                self.mmu_page_zap_pte(sp, sptep)
+                if gentry and (sp.role.cr0_wp, sp.role.cr4_pae, sp.role.nxe) == \
+                        (base.cr0_wp, base.cr4_pae, base.nxe):
+                    self.mmu_pte_write_new_pte(vcpu, sp, sptep, gentry)
+        self.kvm_mmu_commit_zap_page(invalid)
+
+    def guest_read_gpte(self, vcpu, gpa, nbytes):
+        """The whole new guest pte (a 4-byte write to an 8-byte pte reads all 8)."""
+        width = 8 if self.guest_is_pae(vcpu) else 4
+        return vcpu.guest.mem.read(gpa & ~(width - 1), width)
+
+    def mmu_pte_write_new_pte(self, vcpu, sp, sptep, gpte):
+        if sp.role.level != PT_PAGE_TABLE_LEVEL:
+            return  # a PDE write only zaps
+        self.update_pte(vcpu, sp, sptep, gpte)
+
+    def update_pte(self, vcpu, sp, sptep, gpte):
+        """FNAME(update_pte): install the new guest pte as a speculative spte."""
+        if self.prefetch_invalid_gpte(vcpu, sp, sptep, gpte):
+            return
+        pte_access = sp.role.access & self.gpte_access(vcpu, gpte)
+        if not gpte & PT_DIRTY_MASK:
+            pte_access &= ~ACC_WRITE_MASK
+        gfn = (gpte & self.gpte_addr_mask(vcpu)) >> PAGE_SHIFT
+        got = self.host.gfn_to_pfn(gfn, False)
+        if got is None:
+            return
+        pfn, writable = got
+        self.mmu_set_spte(sptep, pte_access, False, PT_PAGE_TABLE_LEVEL, gfn, pfn, True, writable)
+
+    def gpte_addr_mask(self, vcpu):
+        return PT64_BASE_ADDR_MASK if self.guest_is_pae(vcpu) else 0xFFFFF000
+
+    def gpte_access(self, vcpu, gpte):
+        access = ACC_EXEC_MASK
+        if gpte & PT_WRITABLE_MASK:
+            access |= ACC_WRITE_MASK
+        if gpte & PT_USER_MASK:
+            access |= ACC_USER_MASK
+        if self.guest_is_pae(vcpu) and vcpu.guest.efer_nx and gpte & PT64_NX_MASK:
+            access &= ~ACC_EXEC_MASK
+        return access
+
+    def prefetch_invalid_gpte(self, vcpu, sp, sptep, gpte):
+        """Not present, reserved bits or A clear: drop the spte instead."""
+        from .walk import reserved_mask, PAGING_32, PAGING_64, PAGING_PAE
+
+        g = vcpu.guest
+        mode = PAGING_64 if g.efer_lma else PAGING_PAE if g.cr4_pae else PAGING_32
+        bad = (not gpte & PT_PRESENT_MASK
+               or gpte & reserved_mask(mode, 1, gpte, g.cr4_pse, g.efer_nx, g.maxphyaddr)
+               or not gpte & PT_ACCESSED_MASK)
+        if bad:
+            self.drop_spte(sptep)
+        return bool(bad)
+
+    # -- a guest access, as on hardware ---------------------------------------------
+    def guest_access(self, vcpu, addr, kind, user, value=None, size=None):
+        """One guest access (`value`: a store of `size` bytes) through the MMU.
+
+        The CPU walks the shadow (or TDP) tables; a leaf that permits the
+        access completes it; otherwise the page-fault handler injects a #PF,
+        exits for MMIO, emulates the access, or fixes the tables and the
+        access is retried.  Returns (OK, gfn), (PAGE_FAULT, error code) or
+        (MMIO, gfn).
+        """
+        from .walk import FETCH, WRITE
+
+        write, fetch = kind == WRITE, kind == FETCH
+        for _ in range(MAX_FAULT_RETRIES):
+            self.vcpu_enter_guest(vcpu)
+            if vcpu.kind == TDP:
+                out = self.tdp_access(vcpu, addr, kind, user, write)
+            else:
+                out = self.shadow_access(vcpu, addr, write, user, fetch)
+            if out is None:
+                continue  # the fault fixed the tables: retry the instruction
+            status, info, emulated = out
+            if status == OK and value is not None:
+                self.guest_store(vcpu, info, addr, value, size, emulated)
+            return status, info
+        raise KvmBug(f"guest access {kind} {addr:#x}: still faulting after {MAX_FAULT_RETRIES} tries")
+
+    def shadow_access(self, vcpu, addr, write, user, fetch):
+        """(status, info, emulated), or None to retry."""
+        hit = self.hw_translate(vcpu, addr, write, user, fetch)
+        if hit is not None:
+            sptep, level = hit
+            gfn = self.spte_gfn(sptep, level, addr)
+            self.host_touch(sptep, level, gfn)
+            return OK, gfn, False
+        status, info = self.shadow_page_fault(vcpu, addr, write, user, fetch)
+        if status == "emulate":
+            return OK, info, True
+        if status == OK:
+            return None
+        return status, info, False
+
+    def tdp_access(self, vcpu, addr, kind, user, write):
+        before = len(vcpu.guest.mem.log)
+        res = vcpu.guest.walk(addr, kind, user)  # the CPU walks the guest's own tables
+        for w in vcpu.guest.mem.log[before:]:
+            self.tdp_touch(vcpu, w.gfn, True)   # its A/D writes go through the TDP map
+        if not res.ok:
+            return PAGE_FAULT, res.fault, False
+        return self.tdp_touch(vcpu, res.gfn, write)
+
+    def tdp_touch(self, vcpu, gfn, write):
+        """Access guest-physical `gfn` through the TDP tables, faulting them in.
+
+        Returns (status, gfn, emulated)."""
+        if self.host.gfn_to_memslot(gfn) is None:
+            return MMIO, gfn, False
+        for _ in range(MAX_FAULT_RETRIES):
+            self.vcpu_enter_guest(vcpu)
+            hit = self.hw_translate(vcpu, gfn << PAGE_SHIFT, write, False, False)
+            if hit is not None:
+                sptep, level = hit
+                got = self.spte_gfn(sptep, level, gfn << PAGE_SHIFT)
+                self.host_touch(sptep, level, got)
+                return OK, got, False
+            r = self.tdp_page_fault(vcpu, gfn << PAGE_SHIFT, write)
+            if r == MMIO:
+                return MMIO, gfn, False
+            if r == "emulate":
+                return OK, gfn, True
+        raise KvmBug(f"tdp access to gfn {gfn:#x}: still faulting after {MAX_FAULT_RETRIES} tries")
+
+    def host_touch(self, sptep, level, gfn):
+        """The CPU used the host page a leaf maps: it must be the memslot's current page."""
+        spte = self.mem.spte_read(sptep)
+        pfn = spte_to_pfn(spte) + (gfn & ((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1))
+        slot = self.host.gfn_to_memslot(gfn)
+        want = slot.pfns[gfn - slot.base_gfn] if slot is not None else None
+        if pfn != want:
+            raise WrongHostPage(f"the guest used host page {pfn:#x} for gfn {gfn:#x}, which the "
+                         f"memslot maps to {want if want is None else hex(want)}")
+
+    def guest_store(self, vcpu, gfn, addr, value, size, emulated):
+        """The data of a completed store; an emulated one is reported to the MMU."""
+        gpa = (gfn << PAGE_SHIFT) | (addr & 0xFFF)
+        vcpu.guest.mem.write(gpa, size, value, "guest")
+        if emulated:  # emulator_write_phys(): kvm_write_guest marks the page dirty
+            self.mark_page_dirty(gfn)
+            self.kvm_mmu_pte_write(vcpu, gpa, value, size)
+
+    # -- MMU notifiers, dirty log, memslots ----------------------------------------
+    def kvm_unmap_gfn(self, gfn):
+        slot = self.host.gfn_to_memslot(gfn)
+        flush = False
+        for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
+            flush |= self.rmap.kvm_unmap_rmapp(slot.rmap_head(gfn, level))
+        return flush
+
+    def kvm_set_spte_gfn(self, gfn, host_writable, new_pfn):
+        slot = self.host.gfn_to_memslot(gfn)
+        for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
+            self.rmap.kvm_set_pte_rmapp(slot.rmap_head(gfn, level), host_writable, new_pfn)
+
+    def kvm_age_gfn(self, gfn, test_only):
+        slot = self.host.gfn_to_memslot(gfn)
+        young = False
+        for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
+            head = slot.rmap_head(gfn, level)
+            young |= bool(self.rmap.kvm_test_age_rmapp(head) if test_only
+                          else self.rmap.kvm_age_rmapp(head))
+        return young
+
+    def kvm_mmu_slot_remove_write_access(self, slot):
+        for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
+            for head in list(slot.rmap[level].values()):
+                self.rmap.rmap_write_protect(head, level)
+
+    def kvm_get_dirty_log(self, slot):
+        """Report and clear the bitmap, then write-protect what it reported."""
+        dirty = sorted(slot.dirty_bitmap)
+        slot.dirty_bitmap = set()
+        for gfn in dirty:
+            self.rmap.rmap_write_protect(slot.rmap_head(gfn, PT_PAGE_TABLE_LEVEL),
+                                         PT_PAGE_TABLE_LEVEL)
+        return dirty
+
+    def kvm_arch_flush_shadow_memslot(self, slot):
+        """Memslot delete or move (3.10): zap every shadow page."""
+        self.kvm_mmu_zap_all()

@@ -1,0 +1,256 @@
+"""The MMU auditor: the kernel's own invariants, checked after every step.
+
+Named for arch/x86/kvm/mmu_audit.c (audit_mappings, audit_rmap,
+audit_write_protection, audit_sptes_have_rmaps), extended with what makes a
+present spte a valid cache of the guest translation (facts section 5).  It
+reads a spec.mmu.ShadowMmu (spec or impl form alike) and returns a list of
+violations, each "rule: message"; the rule names are the oracle names the
+reports print:
+
+  auditor: rmap            every present leaf spte is in exactly the rmap of
+                           (its gfn, its level) and every rmap entry is a
+                           present leaf spte of that gfn and level
+  auditor: parent_ptes     sp->parent_ptes is exactly the set of sptes that
+                           point at sp
+  auditor: host page       a leaf's pfn is the memslot's current mapping of
+                           its gfn (nothing maps a page the host unmapped)
+  auditor: cache           a leaf reachable from a vCPU root caches the guest
+                           translation: same gfn, rights within the guest's
+                           AND, the guest's A bits set along the walk, W only
+                           with the leaf's D set
+  auditor: write protect   no W spte maps a gfn an indirect page shadows, a
+                           read-only slot or a read-only host page; W under
+                           dirty logging only for a gfn in the dirty bitmap
+  auditor: lpage count     lpage_info write counts equal the slot-edge
+                           disallows plus the live indirect pages accounted
+"""
+
+from collections import Counter
+
+from .consts import (
+    ACC_EXEC_MASK, ACC_USER_MASK, ACC_WRITE_MASK, KVM_HPAGE_GFN_SHIFT, PAGE_SHIFT,
+    PT32_ROOT_LEVEL, PT64_BASE_ADDR_MASK, PT64_LEVEL_BITS, PT64_NX_MASK,
+    PT64_ROOT_LEVEL, PT_ACCESSED_MASK, PT_DIRTY_MASK, PT_PRESENT_MASK, PT_USER_MASK,
+    PT_WRITABLE_MASK, spte_to_pfn,
+)
+from .errors import KvmBug
+from .kvm_host import KvmMemorySlot
+from .pte_list import pte_list_decode
+
+LIMIT = 1  # violations to report per rule
+
+
+class _ReadOnlyMemory:
+    """A guest memory view whose writes are dropped: the auditor's walks have no effect."""
+
+    def __init__(self, mem):
+        self._mem = mem
+        self.log = []
+
+    def read(self, gpa, size):
+        return self._mem.read(gpa, size)
+
+    def write(self, gpa, size, value, who):
+        pass
+
+
+def _present(mmu):
+    """{sp: [(index, sptep, spte)]} of every present spte, from one pass over the spte memory."""
+    out = {}
+    for sptep, spte in mmu.mem.sptes.items():
+        if spte & PT_PRESENT_MASK:
+            sp = mmu.pages.get(sptep & ~0xFFF)
+            if sp is None:
+                raise KvmBug(f"present spte {sptep:#x} in no live shadow page")
+            out.setdefault(sp, []).append(((sptep - sp.spt) // 8, sptep, spte))
+    return out
+
+
+def _leaves(mmu, present=None):
+    """Every present leaf spte: (sp, index, sptep, spte)."""
+    for sp, entries in (present if present is not None else _present(mmu)).items():
+        for i, sptep, spte in entries:
+            if mmu.is_last_spte(spte, sp.role.level):
+                yield sp, i, sptep, spte
+
+
+def audit(mmu, probe_cpu_of=None):
+    """All violations in `mmu`; `probe_cpu_of(vcpu)` gives an architectural
+    CPU (spec.walk.ArchCpu) on a read-only view of guest memory for the cache rule."""
+    try:
+        present = _present(mmu)
+    except KvmBug as e:
+        return [f"auditor: parent_ptes: {e}"]
+    out = []
+    out += audit_rmap(mmu, present)
+    out += audit_parent_ptes(mmu, present)
+    out += audit_host_pages_and_write_protect(mmu, present)
+    out += audit_lpage_counts(mmu)
+    if probe_cpu_of is not None:
+        out += audit_cache(mmu, probe_cpu_of, present)
+    return out
+
+
+def audit_rmap(mmu, present=None):
+    want = Counter()
+    for sp, i, sptep, spte in _leaves(mmu, present):
+        gfn = mmu.kvm_mmu_page_get_gfn(sp, i)
+        slot = mmu.host.gfn_to_memslot(gfn)
+        if slot is None:
+            return [f"auditor: rmap: leaf spte {sptep:#x} of {sp} maps gfn {gfn:#x}, in no memslot"]
+        want[(slot.id, sp.role.level, slot.rmap_head(gfn, sp.role.level)), sptep] += 1
+    have = Counter()
+    for slot in mmu.host.memslots.values():
+        for level, heads in slot.rmap.items():
+            for idx, head in heads.items():
+                for sptep in pte_list_decode(mmu.mem, head.val)[0]:
+                    have[(slot.id, level, head), sptep] += 1
+    if want != have:
+        (k, sptep) = sorted(set(want) ^ set(have) | {x for x in want if want[x] != have[x]},
+                            key=lambda x: x[1])[0]
+        slot_id, level, _ = k
+        where = "missing from" if want[(k, sptep)] > have[(k, sptep)] else "unexpected in"
+        return [f"auditor: rmap: spte {sptep:#x} {where} the level-{level} rmap of slot {slot_id}"]
+    return []
+
+
+def audit_parent_ptes(mmu, present=None):
+    pointing = {sp.spt: Counter() for sp in mmu.pages.values()}
+    for sp, entries in (present if present is not None else _present(mmu)).items():
+        for i, sptep, spte in entries:
+            if not mmu.is_last_spte(spte, sp.role.level):
+                child = spte & PT64_BASE_ADDR_MASK
+                if child not in pointing:
+                    return [f"auditor: parent_ptes: {sp} entry {i} points at {child:#x}, "
+                            f"not a live shadow page"]
+                pointing[child][sp.sptep(i)] += 1
+    for sp in mmu.pages.values():
+        have = Counter(pte_list_decode(mmu.mem, sp.parent_ptes.val)[0])
+        if have != pointing[sp.spt]:
+            return [f"auditor: parent_ptes: {sp}: parent_ptes {sorted(hex(x) for x in have)} but "
+                    f"pointed at by {sorted(hex(x) for x in pointing[sp.spt])}"]
+    return []
+
+
+def audit_host_pages_and_write_protect(mmu, present=None):
+    out = []
+    shadowed = sorted({sp.gfn for sp in mmu.pages.values()
+                       if not sp.role.direct and not sp.role.invalid})
+    for sp, i, sptep, spte in _leaves(mmu, present):
+        gfn = mmu.kvm_mmu_page_get_gfn(sp, i)
+        slot = mmu.host.gfn_to_memslot(gfn)
+        if slot is None:
+            continue  # reported by audit_rmap
+        want = slot.pfns[gfn - slot.base_gfn]
+        if spte_to_pfn(spte) != want:
+            out.append(f"auditor: host page: spte {sptep:#x} of {sp} maps gfn {gfn:#x} to pfn "
+                       f"{spte_to_pfn(spte):#x}, the memslot maps it to {want:#x}")
+        if spte & PT_WRITABLE_MASK:
+            span = 1 << KVM_HPAGE_GFN_SHIFT(sp.role.level)
+            hit = next((g for g in shadowed if gfn <= g < gfn + span), None)
+            if hit is not None:
+                out.append(f"auditor: write protect: W spte {sptep:#x} maps gfn {hit:#x}, "
+                           f"a shadowed guest table")
+            if slot.readonly or not mmu.host.pfn_writable.get(want, False):
+                out.append(f"auditor: write protect: W spte {sptep:#x} maps gfn {gfn:#x} of a "
+                           f"read-only slot or host page")
+            if slot.dirty_log and gfn not in slot.dirty_bitmap:
+                out.append(f"auditor: write protect: W spte {sptep:#x} maps gfn {gfn:#x} under "
+                           f"dirty logging but the gfn is not in the dirty bitmap")
+        if len(out) >= LIMIT:
+            break
+    return out[:LIMIT]
+
+
+def audit_lpage_counts(mmu):
+    for slot in mmu.host.memslots.values():
+        fresh = KvmMemorySlot(slot.id, slot.base_gfn, slot.pfns)
+        want = {lvl: Counter(c) for lvl, c in fresh.lpage_write_count.items()}
+        for sp in mmu.active_mmu_pages:
+            if sp.role.direct or sp.role.invalid or not slot.contains(sp.gfn):
+                continue
+            for lvl in want:
+                want[lvl][(sp.gfn >> KVM_HPAGE_GFN_SHIFT(lvl)) - (slot.base_gfn >> KVM_HPAGE_GFN_SHIFT(lvl))] += 1
+        for lvl in want:
+            have = Counter({k: v for k, v in slot.lpage_write_count[lvl].items() if v})
+            if have != +want[lvl]:
+                return [f"auditor: lpage count: slot {slot.id} level {lvl}: write counts "
+                        f"{dict(have)}, live indirect pages and edges give {dict(+want[lvl])}"]
+    return []
+
+
+def _reachable_leaves(mmu, vcpu, present):
+    """(address, level, sptep, spte, [sptes top-down]) of every leaf under the vCPU's roots."""
+    roots = []
+    if vcpu.root is not None:
+        roots.append((vcpu.root, PT64_ROOT_LEVEL, 0))
+    elif vcpu.pae_root:
+        roots += [(sp, PT32_ROOT_LEVEL, i << 30) for i, sp in enumerate(vcpu.pae_root) if sp]
+    stack = [(sp, lvl, base, []) for sp, lvl, base in roots]
+    while stack:
+        sp, lvl, base, above = stack.pop()
+        for i, sptep, spte in present.get(sp, ()):
+            addr = base | (i << (PAGE_SHIFT + PT64_LEVEL_BITS * (lvl - 1)))
+            if mmu.is_last_spte(spte, lvl):
+                yield addr, lvl, sptep, spte, above + [spte]
+            else:
+                stack.append((mmu.page_header(spte & PT64_BASE_ADDR_MASK), lvl - 1, addr,
+                              above + [spte]))
+
+
+def _canonical(addr):
+    return addr | (0xFFFF << 48) if addr & (1 << 47) else addr
+
+
+def audit_cache(mmu, probe_cpu_of, present):
+    from .walk import READ
+
+    for vcpu in mmu.vcpus.values():
+        if vcpu.kind != "shadow" or (vcpu.root is None and not vcpu.pae_root):
+            continue
+        cpu = probe_cpu_of(vcpu)
+        for addr, lvl, sptep, spte, path in _reachable_leaves(mmu, vcpu, present):
+            va = _canonical(addr) if vcpu.root is not None else addr
+            res = cpu.walk(va, READ, False)
+            where = f"vcpu {vcpu.id} address {va:#x}: spte {sptep:#x} = {spte:#x} at level {lvl}"
+            if not res.ok:
+                return [f"auditor: cache: {where}, but the guest walk faults (error {res.fault:#x})"]
+            got = mmu.spte_gfn(sptep, lvl, va)
+            if got != res.gfn:
+                return [f"auditor: cache: {where} maps gfn {got:#x}, the guest maps {res.gfn:#x}"]
+            rights = ACC_EXEC_MASK | ACC_WRITE_MASK | ACC_USER_MASK
+            for v in path:
+                if not v & PT_WRITABLE_MASK:
+                    rights &= ~ACC_WRITE_MASK
+                if not v & PT_USER_MASK:
+                    rights &= ~ACC_USER_MASK
+                if v & PT64_NX_MASK:
+                    rights &= ~ACC_EXEC_MASK
+            guest = res.rights
+            if not vcpu.guest.cr0_wp and rights & ACC_WRITE_MASK and not rights & ACC_USER_MASK:
+                guest |= ACC_WRITE_MASK  # the CR0.WP=0 supervisor-write page
+            if rights & ~guest:
+                return [f"auditor: cache: {where} grants rights {rights} beyond the guest's {res.rights}"]
+            unaccessed = [e for e in res.path if e.gpa is not None and not e.value & PT_ACCESSED_MASK]
+            if unaccessed:
+                return [f"auditor: cache: {where}, but the guest entry at {unaccessed[0].gpa:#x} "
+                        f"has A clear"]
+            if spte & PT_WRITABLE_MASK and not res.path[-1].value & PT_DIRTY_MASK:
+                return [f"auditor: cache: {where} is writable but the guest leaf is clean"]
+    return []
+
+
+def probe_cpu(guest):
+    """An ArchCpu with `guest`'s control state on a read-only view of its memory."""
+    from .walk import ArchCpu, PAGING_32, PAGING_64, PAGING_PAE
+
+    mode = PAGING_64 if guest.efer_lma else PAGING_PAE if guest.cr4_pae else PAGING_32
+    cpu = ArchCpu.__new__(ArchCpu)
+    cpu.mem = _ReadOnlyMemory(guest.mem)
+    cpu.maxphyaddr = guest.maxphyaddr
+    cpu.cr0_wp, cpu.cr4_pse, cpu.efer_nx = guest.cr0_wp, guest.cr4_pse, guest.efer_nx
+    cpu.cr4_pae, cpu.efer_lma = mode != PAGING_32, mode == PAGING_64
+    cpu.cr3 = guest.cr3
+    pdptes = getattr(guest, "pdptes", None)
+    cpu.pdptes = tuple(pdptes if pdptes is not None else guest.pdptrs)
+    return cpu
