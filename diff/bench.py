@@ -93,6 +93,43 @@ def bench_rmap():
             "walk": bench_walk(), "get_dirty_log": bench_dirty_log()}
 
 
+TDP_TOUCHED_BYTES = 1 << 30  # the gfn bench's TDP guest touches 1 GB
+
+
+def bench_gfn(touched_bytes=TDP_TOUCHED_BYTES):
+    """Bytes of struct kvm_mmu_page arrays: stored gfns (spec) vs derived gfns (impl).
+
+    Counted per page: sp->spt (PT64_ENT_PER_PAGE sptes) and sp->gfns
+    (PT64_ENT_PER_PAGE gfn_t), which the spec keeps for every page and the impl
+    only for indirect pages.  The header (the struct itself, from its own
+    kmem_cache) is the same on both sides and not counted.  The TDP guest
+    touches every 4K page of gpa [0, touched_bytes) with 4K mappings; its
+    direct pages are counted by running __direct_map's child-gfn helper of the
+    impl class over every touched gfn, plus the level-4 root.
+    """
+    from impl.mmu import ShadowMmu
+    from spec.consts import GFN_T_BYTES, PT64_ENT_PER_PAGE, PT64_ROOT_LEVEL, PT_PAGE_TABLE_LEVEL, SPTE_BYTES
+
+    spt = PT64_ENT_PER_PAGE * SPTE_BYTES
+    gfns = PT64_ENT_PER_PAGE * GFN_T_BYTES
+    page = {"direct": {"spec": spt + gfns, "impl": spt},
+            "indirect": {"spec": spt + gfns, "impl": spt + gfns}}
+    pages = {PT64_ROOT_LEVEL: {0}}  # mmu_alloc_direct_roots: one level-4 direct root
+    for gfn in range(touched_bytes >> PAGE_SHIFT):
+        gpa = gfn << PAGE_SHIFT
+        for parent in range(PT64_ROOT_LEVEL, PT_PAGE_TABLE_LEVEL, -1):  # the 4K leaf is at level 1
+            pages.setdefault(parent - 1, set()).add(ShadowMmu.direct_map_child_gfn(gpa, parent))
+    per_level = {lvl: len(pages[lvl]) for lvl in sorted(pages, reverse=True)}
+    total = sum(per_level.values())
+    spec_b, impl_b = total * page["direct"]["spec"], total * page["direct"]["impl"]
+    return {"bench": "gfn", "entries": PT64_ENT_PER_PAGE, "spt_bytes": spt, "gfns_bytes": gfns,
+            "page_bytes": page,
+            "tdp": {"touched_bytes": touched_bytes, "touched_gfns": touched_bytes >> PAGE_SHIFT,
+                    "direct_pages_per_level": per_level, "direct_pages": total,
+                    "spec_bytes": spec_b, "impl_bytes": impl_b, "saved_bytes": spec_b - impl_b,
+                    "saved_percent": 100.0 * (spec_b - impl_b) / spec_b}}
+
+
 def render(report):
     if report["bench"] == "rmap":
         lines = [f"rmap full walk (kvm_test_age_rmapp, PTE_LIST_EXT={report['pte_list_ext']}): "
@@ -111,7 +148,28 @@ def render(report):
                      f"spec/impl {d['spec_over_impl']:.2f}  (impl {d['impl_faster_percent']:.0f}% faster in"
                      f" Python; the kernel patch claimed 15% in C)")
         return "\n".join(lines)
+    if report["bench"] == "gfn":
+        pb, t = report["page_bytes"], report["tdp"]
+        n = report["entries"]
+        lines = [f"bytes per shadow page: sp->spt {report['spt_bytes']} ({n} sptes) + sp->gfns "
+                 f"{report['gfns_bytes']} ({n} gfn_t) where stored; the struct kvm_mmu_page header "
+                 "(equal on both sides) is not counted",
+                 f"{'page':<14} {'spec':>8} {'impl':>8} {'saved':>8}"]
+        for kind in ("direct", "indirect"):
+            b = pb[kind]
+            lines.append(f"{kind:<14} {b['spec']:>8} {b['impl']:>8} {b['spec'] - b['impl']:>8}")
+        lines.append("")
+        size = t["touched_bytes"]
+        size = f"{size >> 30} GB" if size % (1 << 30) == 0 else f"{size >> 20} MB"
+        lines.append(f"TDP guest touching {size} (every 4K page of gpa [0, {t['touched_bytes']:#x}), "
+                     "4K mappings, 4-level root):")
+        lines.append(f"{'level':>6} {'direct pages':>13}")
+        for lvl, n in t["direct_pages_per_level"].items():
+            lines.append(f"{lvl:>6} {n:>13}")
+        lines.append(f"{'total':>6} {t['direct_pages']:>13}   spec {t['spec_bytes']:,} bytes, impl "
+                     f"{t['impl_bytes']:,} bytes, saved {t['saved_bytes']:,} ({t['saved_percent']:.0f}%)")
+        return "\n".join(lines)
     raise ValueError(f"no renderer for bench {report['bench']!r}")
 
 
-BENCHES = {"rmap": bench_rmap}
+BENCHES = {"rmap": bench_rmap, "gfn": bench_gfn}

@@ -76,7 +76,8 @@ class World:
     @staticmethod
     def describe(op):
         name, args = op
-        inner = ", ".join(f"{k}={v}" for k, v in args.items())
+        show = lambda v: f"{v:#x}" if isinstance(v, int) and not isinstance(v, bool) and v > 9 else v
+        inner = ", ".join(f"{k}={show(v)}" for k, v in args.items())
         return f"{name}({inner})"
 
 

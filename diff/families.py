@@ -24,7 +24,11 @@ class Family:
     make_world: object       # (impl_cls, mode) -> World
     impl_base: type          # the impl class a variant of this family modifies
     modes: tuple = ("default",)
+    variant_families: tuple = ()  # variant families this machine runs (default: its own name)
     notes: dict = field(default_factory=dict)
+
+    def accepts(self, variant):
+        return variant.family in (self.variant_families or (self.name,))
 
     def impl_class(self, variant=None):
         return variant.build(self.impl_base) if variant is not None else self.impl_base
@@ -61,6 +65,14 @@ def load_all():
         if fam is not None:
             _FAMILIES[fam.name] = fam
     return dict(sorted(_FAMILIES.items()))
+
+
+def for_variant(variant):
+    """The diff family whose machine runs `variant` (e.g. gfn:* run on mmu)."""
+    for fam in load_all().values():
+        if fam.accepts(variant):
+            return fam
+    raise UnknownFamily(f"no diff family runs variants of family {variant.family!r}")
 
 
 def get(name):
