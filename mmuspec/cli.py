@@ -131,11 +131,11 @@ def _resolve(args):
     var = variant_registry.get(args.variant) if args.variant else None
     if args.family:
         fam = families.get(args.family)
-        if var is not None and var.family != fam.name:
-            raise UsageError(f"variant {var.qualname} belongs to family {var.family}, not {fam.name}")
+        if var is not None and not fam.accepts(var):
+            raise UsageError(f"variant {var.qualname} does not run on family {fam.name}")
         return [fam.name], var
     if var is not None:
-        return [var.family], var
+        return [families.for_variant(var).name], var
     return list(families.load_all()), None
 
 
@@ -160,8 +160,13 @@ def cmd_diff(args, out):
     share = args.budget / len(names)
     for name in names:
         prog = Progress(f"diff {var.qualname if var else name}", quiet=args.json)
-        res = campaign.run_campaign(name, var.qualname if var else None, seed=args.seed,
-                                    budget=share, steps=args.steps, mode=args.mode, progress=prog)
+        if var is not None and not args.mode:  # a variant: try the family's modes in turn
+            res = campaign.hunt_variant(name, var.qualname, seed=args.seed, budget=share,
+                                        steps=args.steps, progress=prog)
+        else:
+            res = campaign.run_campaign(name, var.qualname if var else None, seed=args.seed,
+                                        budget=share, steps=args.steps, mode=args.mode,
+                                        progress=prog)
         prog.done()
         results.append(res)
         if res.status == "discrepancy" and args.save:
@@ -186,7 +191,7 @@ def run_obligations(family=None, variant=None, timeout=60.0):
     obs = proof_registry.load_all().values()
     if family:
         obs = [o for o in obs if o.family == family]
-    impl_cls = families.get(variant.family).impl_class(variant) if variant else None
+    impl_cls = families.for_variant(variant).impl_class(variant) if variant else None
     return [(o, o.run(impl_cls, timeout * 1000)) for o in obs]
 
 
@@ -202,9 +207,12 @@ def obligation_status(o, v, variant=None):
 def cmd_prove(args, out):
     var = variant_registry.get(args.variant) if args.variant else None
     if args.family:
-        families.get(args.family)
+        known = {o.family for o in proof_registry.load_all().values()}
+        if args.family not in known:
+            raise UsageError(f"no obligations of family {args.family!r} (known: {', '.join(sorted(known))})")
     if var is not None and args.family and var.family != args.family:
-        raise UsageError(f"variant {var.qualname} belongs to family {var.family}, not {args.family}")
+        raise UsageError(f"variant {var.qualname} has obligations of family {var.family}, "
+                         f"not {args.family}")
     results = run_obligations(args.family or (var.family if var else None), var, args.timeout)
     rows = [(o, v, obligation_status(o, v, var)) for o, v in results]
     if args.json:
@@ -285,8 +293,8 @@ def cmd_check(args, out):
     zoo = []
     for v in vs:
         log(f"mmuspec check: variant {v.qualname} ...")
-        res = campaign.run_campaign(v.family, v.qualname, seed=args.seed, budget=var_share,
-                                    steps=args.steps)
+        res = campaign.hunt_variant(families.for_variant(v).name, v.qualname, seed=args.seed,
+                                    budget=var_share, steps=args.steps)
         zoo.append((v, res))
     proof_bad = [o.name for o, v in proofs if obligation_status(o, v) == "FAIL"]
     proof_unknown = [o.name for o, v in proofs if obligation_status(o, v) == "UNKNOWN"]
@@ -301,6 +309,7 @@ def cmd_check(args, out):
                         "unknown": len(proof_unknown), "not as expected": proof_bad},
         "families": [r.to_dict() for r in plain],
         "zoo": [{"variant": v.qualname, "must_catch": v.must_catch, "caught": r.status == "discrepancy",
+                 "mode": r.mode,
                  "oracle": r.oracle, "time_to_failure": r.time_to_failure,
                  "shrink_seconds": r.shrink_seconds,
                  "counterexample_ops": len(r.ops) if r.ops else None} for v, r in zoo],
@@ -317,10 +326,11 @@ def cmd_check(args, out):
                     [[r.family, r.status if r.status != "discrepancy" else f"DISCREPANCY [{r.oracle}]",
                       r.examples, r.steps, len(r.rules), f"{r.seconds:.0f}"] for r in plain]) + "\n\n")
     out.write("Variants (the zoo)\n")
-    out.write(table(["variant", "models", "must catch", "result", "oracle", "first failure s", "shrink s",
-                     "cex ops"],
+    out.write(table(["variant", "models", "must catch", "result", "mode", "oracle", "first failure s",
+                     "shrink s", "cex ops"],
                     [[v.qualname, v.models, "yes" if v.must_catch else "no",
-                      "caught" if r.status == "discrepancy" else "NOT CAUGHT", r.oracle or "-",
+                      "caught" if r.status == "discrepancy" else "NOT CAUGHT",
+                      r.mode if r.status == "discrepancy" else "-", r.oracle or "-",
                       f"{r.time_to_failure:.1f}" if r.time_to_failure is not None else "-",
                       f"{r.shrink_seconds:.1f}" if r.shrink_seconds is not None else "-",
                       len(r.ops) if r.ops else "-"] for v, r in zoo]) + "\n\n")
