@@ -5,7 +5,7 @@ from diff.campaign import run_campaign
 from impl import variants
 
 
-def assert_caught_and_replayable(family, name, tmp_path, budget, steps, max_ops):
+def assert_caught_and_replayable(family, name, tmp_path, budget, steps, max_ops, mode=None):
     """Run a campaign on variant `name`; check the counterexample end to end.
 
     Caught, reproduced on replay, at most `max_ops` ops after shrinking, fired
@@ -14,7 +14,7 @@ def assert_caught_and_replayable(family, name, tmp_path, budget, steps, max_ops)
     file.  Returns the CampaignResult for family-specific assertions.
     """
     v = variants.get(name)
-    res = run_campaign(family, name, seed=0, budget=budget, steps=steps)
+    res = run_campaign(family, name, seed=0, budget=budget, steps=steps, mode=mode)
     assert res.status == "discrepancy", f"{name} not caught"
     assert res.reproduced
     assert res.oracle in v.caught_by, (res.oracle, v.caught_by)
