@@ -61,6 +61,7 @@ class CampaignResult:
     failing_step: int | None = None
     ops: list | None = None
     reproduced: bool | None = None
+    metrics: dict = field(default_factory=dict)  # the family's measurements, summed over runs
     note: str = ""
 
     def to_dict(self):
@@ -133,6 +134,7 @@ def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS,
             res.examples = stats["runs"]  # machine runs, shrinking replays included
             res.steps = stats["steps"]
             res.rules = sorted(stats["rules"])
+            res.metrics = dict(stats.get("metrics", {}))
             res.seconds = time.monotonic() - start
         if progress:
             progress(res)

@@ -174,6 +174,13 @@ class DiffMachine(RuleBasedStateMachine):
             st["rules"].add(op[0])
         self._noting_failure(self.world.apply, op)
 
+    def teardown(self):
+        """Add the world's measurements (World.metrics(), if any) to the campaign's."""
+        st, metrics = type(self).stats, getattr(self.world, "metrics", None)
+        if st is not None and metrics is not None:
+            for k, v in metrics().items():
+                st.setdefault("metrics", {})[k] = st.get("metrics", {}).get(k, 0) + v
+
     @invariant()
     def oracles_hold(self):
         self._noting_failure(self.world.check)

@@ -132,6 +132,8 @@ class MmuWorld(World):
         self.sides = None
         self.oracle = None
         self.extra_dirty = 0  # gfns GET_DIRTY_LOG reported that the guest did not write
+        self.dirty_reported = 0
+        self.dirty_calls = 0
 
     # -- ops ----------------------------------------------------------------------
     def apply(self, op):
@@ -242,6 +244,8 @@ class MmuWorld(World):
                     f"GET_DIRTY_LOG(slot {slot}) on {name} misses gfns "
                     f"{[hex(g) for g in missed]} the guest wrote"))
         self.extra_dirty += len(set(got["impl"]) - written)
+        self.dirty_reported += len(got["impl"])
+        self.dirty_calls += 1
 
     def op_vcpu_create(self, vcpu, mode, cr3, cr0_wp, cr4_pse, efer_nx):
         if vcpu in self.oracle.cpus:
@@ -351,6 +355,11 @@ class MmuWorld(World):
                         lambda m: m.mmu.kvm_age_gfn(gfn, test_only))
         if got["spec"] != got["impl"]:
             raise Discrepancy("walker return", f"age gfn {gfn:#x}: spec {got['spec']}, impl {got['impl']}")
+
+    def metrics(self):
+        """GET_DIRTY_LOG cost: gfns reported (impl) and those the guest had not written."""
+        return {"dirty log calls": self.dirty_calls, "dirty gfns reported": self.dirty_reported,
+                "dirty gfns reported but not written": self.extra_dirty}
 
     # -- oracles ------------------------------------------------------------------
     def check(self):

@@ -184,6 +184,9 @@ def cmd_diff(args, out):
                 out.write(f"clean: family {res.family} ({res.variant or 'plain impl'}, mode {res.mode}): "
                           f"{res.examples} examples, {res.steps} steps, {len(res.rules)} distinct ops, "
                           f"{res.seconds:.1f}s, seed {res.seed} (tested: sampled, not proved)\n")
+                if res.metrics:
+                    out.write("  measured: " + ", ".join(f"{k} {v}" for k, v in sorted(res.metrics.items()))
+                              + "\n")
     return FOUND if any(r.status == "discrepancy" for r in results) else OK
 
 
