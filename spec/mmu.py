@@ -538,7 +538,10 @@ class ShadowMmu:
         while True:
             sptep = sp.sptep(PT64_INDEX(addr, lvl))
             if lvl == level:
-                return self.mmu_set_spte(sptep, ACC_ALL, write, level, gfn, pfn, False, map_writable)
+                emulate = self.mmu_set_spte(sptep, ACC_ALL, write, level, gfn, pfn, False,
+                                            map_writable)
+                self.direct_pte_prefetch(vcpu, sptep)
+                return emulate
             spte = self.mem.spte_read(sptep)
             if is_shadow_present_pte(spte) and is_large_pte(spte):
                 self.drop_spte(sptep)  # drop_large_spte()
@@ -657,8 +660,17 @@ class ShadowMmu:
                 sp = self.page_header(spte & PT64_BASE_ADDR_MASK)
             lvl -= 1
         sptep = sp.sptep(PT64_INDEX(addr, lvl))
-        return self.mmu_set_spte(sptep, gw.pte_access, write, lvl, walker_gfn, pfn, False,
-                                 map_writable)
+        emulate = self.mmu_set_spte(sptep, gw.pte_access, write, lvl, walker_gfn, pfn, False,
+                                    map_writable)
+        self.pte_prefetch(vcpu, gw, sptep)
+        return emulate
+
+    # -- prefetch hooks: where the kernel calls them; the spec prefetches nothing --
+    def direct_pte_prefetch(self, vcpu, sptep):
+        """direct_pte_prefetch(), after __direct_map installed its leaf (impl/mmu.py)."""
+
+    def pte_prefetch(self, vcpu, gw, sptep):
+        """FNAME(pte_prefetch), after FNAME(fetch) installed its leaf (impl/mmu.py)."""
 
     def gpte_changed(self, vcpu, gw, level):
         """FNAME(gpte_changed): the guest entry at `level` no longer reads the same."""
