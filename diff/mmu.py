@@ -20,6 +20,11 @@ Every op goes to all three.  After each op:
   auditor: ...        spec/mmu_audit.py on spec and on impl
   auditor: derived gfn  every direct page's derived gfn (impl) equals the
                       gfn the spec stored for the same page and index
+  prefetch completeness  after every impl fault that installs a level-1 leaf,
+                      the sptes the fault's prefetch changed are exactly
+                      spec/prefetch.py's set, computed from the state right
+                      after the leaf's install (the spec has no prefetch, so
+                      the oracles above only show prefetch safe)
 
 What a clean campaign means is tested (sampled), not proved.
 """
@@ -38,10 +43,12 @@ from spec.guest_memory import GuestMemory
 from spec.kvm_host import KvmHost, KvmMemorySlot
 from spec.mmu import MMIO, OK, PAGE_FAULT, SHADOW, TDP, ShadowMmu as SpecShadowMmu, Vcpu
 from spec.mmu_audit import audit, probe_cpu
+from spec.prefetch import describe_slots, expected_prefetch
 from spec.walk import ACCESS_KINDS, GP, PAGING_32, PAGING_64, PAGING_PAE, WRITE, ArchCpu
 
 from .core import BadOp, DiffMachine, Discrepancy, World
 from .families import Family
+from .rmap import show_spte
 
 MODES = ("mixed", "tdp", "shadow32", "shadowpae", "shadow64")
 GUEST_MODE = {"shadow32": PAGING_32, "shadowpae": PAGING_PAE, "shadow64": PAGING_64}
@@ -86,6 +93,58 @@ def set_guest_control(guest, reg, value):
     fn = {"cr0.wp": guest.kvm_set_cr0_wp, "efer.nx": guest.kvm_set_efer_nx,
           "cr4.pse": guest.kvm_set_cr4_pse}[reg]
     return fn(value) == 0
+
+
+def with_prefetch_probe(impl_cls):
+    """impl_cls, watched: every page fault that installs a level-1 leaf (a
+    non-speculative mmu_set_spte at level 1) is checked, when the fault
+    returns, against spec/prefetch.py ("prefetch completeness").  Works on any
+    variant, since it wraps only the spec-level fault handlers and mmu_set_spte."""
+
+    class PrefetchProbe(impl_cls):
+        _leaves = None
+        prefetch_faults = 0    # faults whose leaf was at level 1
+        prefetched = 0         # sptes their prefetch installed
+
+        def mmu_set_spte(self, sptep, pte_access, write_fault, level, gfn, pfn, speculative,
+                         host_writable):
+            emulate = super().mmu_set_spte(sptep, pte_access, write_fault, level, gfn, pfn,
+                                           speculative, host_writable)
+            if self._leaves is not None and not speculative and level == 1:
+                self._leaves.append((sptep, dict(self.mem.sptes)))
+            return emulate
+
+        def tdp_page_fault(self, vcpu, gpa, write):
+            return self._probed(vcpu, super().tdp_page_fault, gpa, write)
+
+        def shadow_page_fault(self, vcpu, addr, write, user, fetch):
+            return self._probed(vcpu, super().shadow_page_fault, addr, write, user, fetch)
+
+        def _probed(self, vcpu, fault, *args):
+            self._leaves = []
+            try:
+                out = fault(vcpu, *args)
+            finally:
+                leaves, self._leaves = self._leaves, None
+            for sptep, before in leaves:
+                self._check_prefetch(vcpu, sptep, before)
+            return out
+
+        def _check_prefetch(self, vcpu, sptep, before):
+            want = expected_prefetch(self, vcpu, sptep, before,
+                                     host_has_accessed_bit=bool(self.shadow_accessed_mask))
+            now = self.mem.sptes
+            got = {a: v for a, v in now.items() if before.get(a, 0) != v}
+            got.update({a: 0 for a in before if a not in now and before[a]})
+            self.prefetch_faults += 1
+            self.prefetched += len(got)
+            if got != want:
+                sp = self.page_header(sptep)
+                lines = describe_slots(sp, (sptep - sp.spt) // 8, want, got, show_spte)
+                raise Discrepancy("prefetch completeness", "; ".join(lines))
+
+    PrefetchProbe.__name__ = PrefetchProbe.__qualname__ = impl_cls.__name__
+    return PrefetchProbe
 
 
 class Oracle:
@@ -142,7 +201,8 @@ class MmuWorld(World):
             if a["pte_list_ext"] not in PTE_LIST_EXT_CHOICES:
                 raise BadOp(f"PTE_LIST_EXT must be one of {PTE_LIST_EXT_CHOICES}")
             self.sides = {"spec": Machine(SpecShadowMmu, a["pte_list_ext"], None),
-                          "impl": Machine(self.impl_cls, a["pte_list_ext"], PagingTmpl)}
+                          "impl": Machine(with_prefetch_probe(self.impl_cls), a["pte_list_ext"],
+                                          PagingTmpl)}
             self.oracle = Oracle()
             return
         if self.sides is None:
@@ -358,8 +418,11 @@ class MmuWorld(World):
 
     def metrics(self):
         """GET_DIRTY_LOG cost: gfns reported (impl) and those the guest had not written."""
+        impl = self.sides["impl"].mmu if self.sides else None
         return {"dirty log calls": self.dirty_calls, "dirty gfns reported": self.dirty_reported,
-                "dirty gfns reported but not written": self.extra_dirty}
+                "dirty gfns reported but not written": self.extra_dirty,
+                "level-1 faults": getattr(impl, "prefetch_faults", 0),
+                "prefetched sptes": getattr(impl, "prefetched", 0)}
 
     # -- oracles ------------------------------------------------------------------
     def check(self):
@@ -547,6 +610,40 @@ class MmuMachine(DiffMachine):
                                   "addr": self.addrs[-1] if upper else gva, "kind": kind,
                                   "user": as_user}])
 
+    @rule(pick=st.integers(0, 1 << 16), index=st.integers(0, 1023), dest=st.integers(0, 1 << 16),
+          count=st.integers(2, 8), flags=st.sets(st.sampled_from(["W", "D", "U", "noA", "noslot"])),
+          kind=st.sampled_from(ACCESS_KINDS))
+    def edit_pte_run(self, pick, index, dest, count, flags, kind):
+        """Guest stores of `count` neighbouring ptes of a level-1 table (consecutive
+        gfns, A set unless noA), then an access through the first: the fault's
+        prefetch window holds guest ptes it may map (prefetch issue)."""
+        level1 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 1)
+        if not level1:
+            return
+        table = level1[pick % len(level1)]
+        base = self.table_at[table][1]
+        entries = 1024 if self.size == 4 else 512
+        index %= entries
+        count = min(count, entries - index)
+        slots = sorted(self.world.oracle.slots.values())
+        if "noslot" in flags:   # past every memslot: MMIO for the fault, a stop for prefetch
+            dest = max(b + n for b, n, _, _ in slots) + dest % 16
+        else:                   # inside a memslot (read-only, dirty-logged, ...); the run may
+            base_gfn, npages, _, _ = slots[dest % len(slots)]   # pass its end
+            dest = base_gfn + (dest >> 4) % npages
+        v = PT_PRESENT_MASK | (0 if "noA" in flags else PT_ACCESSED_MASK)
+        for f, m in (("W", PT_WRITABLE_MASK), ("U", PT_USER_MASK), ("D", PT_DIRTY_MASK)):
+            if f in flags:
+                v |= m
+        vcpu = self.vcpus[pick % len(self.vcpus)]
+        for k in range(count):
+            self.emit(["access", {"vcpu": vcpu, "addr": (table << PAGE_SHIFT) + (index + k) * self.size,
+                                  "kind": WRITE, "user": False,
+                                  "value": self.entry(dest + k, v), "size": self.size}])
+        gva = base | (index << PAGE_SHIFT)
+        self.addrs.append(gva)
+        self.emit(["access", {"vcpu": vcpu, "addr": gva, "kind": kind, "user": "U" in flags}])
+
     def large_levels(self):
         return (2,) if self.gmode != PAGING_64 else (2, 3)
 
@@ -649,5 +746,5 @@ FAMILY = Family(
     make_world=make_world,
     impl_base=ImplShadowMmu,
     modes=MODES,
-    variant_families=("gfn", "mmu"),
+    variant_families=("gfn", "mmu", "prefetch"),
 )
