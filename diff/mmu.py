@@ -746,5 +746,5 @@ FAMILY = Family(
     make_world=make_world,
     impl_base=ImplShadowMmu,
     modes=MODES,
-    variant_families=("gfn", "mmu", "prefetch"),
+    variant_families=("gfn", "mmu"),
 )

@@ -1,6 +1,8 @@
 """Prefetch (Xiao 2010): the plain impl clean, each variant caught by the completeness
 oracle, hand-written faults with their exact prefetched sptes, and the proofs."""
 
+import io
+
 import pytest
 
 import diff.mmu as diff_mmu
@@ -33,10 +35,30 @@ def test_plain_impl_is_clean_and_prefetches(mode):
 
 @pytest.mark.parametrize("name", PREFETCH_VARIANTS)
 def test_prefetch_variant_is_caught_by_completeness(name, tmp_path):
-    res = assert_caught_and_replayable("mmu", name, tmp_path, budget=20, steps=50, max_ops=12,
+    res = assert_caught_and_replayable("prefetch", name, tmp_path, budget=20, steps=50, max_ops=12,
                                        mode="tdp")
     assert res.oracle == "prefetch completeness"
     assert "window slot" in res.message
+
+
+def test_prefetch_variants_resolve_to_the_prefetch_family():
+    for name in PREFETCH_VARIANTS:
+        assert families.for_variant(variants.get(name)).name == "prefetch"
+    assert not families.get("mmu").accepts(variants.get(PREFETCH_VARIANTS[0]))
+
+
+def test_cli_diff_family_prefetch_clean_and_catches_v3():
+    from mmuspec.cli import main
+
+    out = io.StringIO()
+    assert main(["diff", "--family", "prefetch", "--mode", "tdp", "--budget", "3", "--steps", "50"],
+                out=out) == 0, out.getvalue()
+    assert "clean: family prefetch" in out.getvalue()
+    out = io.StringIO()
+    assert main(["diff", "--family", "prefetch", "--variant", "prefetch:v3-2010", "--mode", "tdp",
+                 "--budget", "20", "--steps", "50"], out=out) == 1, out.getvalue()
+    text = out.getvalue()
+    assert "prefetch completeness" in text and "slot" in text
 
 
 # -- hand-written faults -----------------------------------------------------------
@@ -267,3 +289,21 @@ def test_no_tdp_prefetch_without_host_accessed_bits():
     w = families.get("mmu").make_world(NoAccessedBit, "tdp")
     assert replay_ops(w, ops) is None
     assert sorted(i for (g, i) in present_slots(w) if 40 <= i < 48) == [40]
+
+
+# -- bench ---------------------------------------------------------------------------
+def test_prefetch_bench_direction_on_a_small_region():
+    from diff.bench import bench_prefetch, render
+
+    rep = bench_prefetch(regions=(64 << 12,))
+    rows = {(r["mode"], r["pattern"]): r["faults"] for r in rep["rows"]}
+    seq = rows[("tdp", "sequential")]
+    assert seq["none"] == 64 and seq["merged"] == 8  # one fault per window of 8
+    assert seq["merged"] < seq["prefetch:no-trailing-flush"] <= seq["none"]
+    assert seq["prefetch:v3-2010"] <= seq["none"]
+    rnd = rows[("tdp", "random")]
+    assert rnd["merged"] < rnd["prefetch:no-trailing-flush"] <= rnd["none"]
+    shadow = rows[("shadow64", "sequential")]
+    assert shadow["merged"] < shadow["none"] and shadow["merged"] == 8
+    text = render(rep)
+    assert "256 KB" in text and "c6cecc4b9324" in text
