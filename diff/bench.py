@@ -169,7 +169,170 @@ def render(report):
         lines.append(f"{'total':>6} {t['direct_pages']:>13}   spec {t['spec_bytes']:,} bytes, impl "
                      f"{t['impl_bytes']:,} bytes, saved {t['saved_bytes']:,} ({t['saved_percent']:.0f}%)")
         return "\n".join(lines)
+    if report["bench"] == "prefetch":
+        return _render_prefetch(report)
     raise ValueError(f"no renderer for bench {report['bench']!r}")
 
 
-BENCHES = {"rmap": bench_rmap, "gfn": bench_gfn}
+
+
+# -- prefetch (Xiao 2010, c6cecc4b9324) ----------------------------------------------
+PREFETCH_REGIONS = (2 << 20, 64 << 20)      # bytes of guest memory touched
+PREFETCH_PATTERNS = ("sequential", "random")
+PREFETCH_MODES = ("tdp", "shadow64")
+PREFETCH_REGION_GFN = 0x40000               # the region: gpa [1 GB, 1 GB + size), identity mapped
+PREFETCH_TABLE_GFN = 0x10                   # PML4, PDPT, PD, then the level-1 tables
+
+
+def prefetch_impls():
+    """(label, impl class): no prefetch, the merged form, each prefetch:* variant."""
+    from impl import variants
+    from impl.mmu import ShadowMmu
+
+    class NoPrefetch(ShadowMmu):
+        def direct_pte_prefetch(self, vcpu, sptep):
+            pass
+
+        def pte_prefetch(self, vcpu, gw, sptep):
+            pass
+
+    out = [("none", NoPrefetch), ("merged", ShadowMmu)]
+    for v in sorted(variants.of_family("prefetch"), key=lambda v: v.qualname):
+        out.append((v.qualname, v.build(ShadowMmu)))
+    return out
+
+
+def _counting(impl_cls):
+    class Counting(impl_cls):
+        faults = 0
+
+        def tdp_page_fault(self, vcpu, gpa, write):
+            self.faults += 1
+            return super().tdp_page_fault(vcpu, gpa, write)
+
+        def shadow_page_fault(self, vcpu, addr, write, user, fetch):
+            self.faults += 1
+            return super().shadow_page_fault(vcpu, addr, write, user, fetch)
+    return Counting
+
+
+def _prefetch_vm(impl_cls, mode, pages):
+    """A VM whose guest identity-maps gpa [REGION, REGION + pages*4K) with 4K ptes
+    (P W U A D, upper entries P W U A), written into guest memory before the vCPU
+    runs; every memslot has host_level 1, so every mapping is 4K."""
+    from impl.walk import KvmVcpu, PagingTmpl
+    from spec.consts import PT_ACCESSED_MASK, PT_DIRTY_MASK
+    from spec.guest_memory import GuestMemory
+    from spec.kvm_host import KvmHost, KvmMemorySlot
+    from spec.mmu import SHADOW, TDP, Vcpu
+    from spec.walk import PAGING_64, ArchCpu
+
+    upper = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK
+    leaf = upper | PT_DIRTY_MASK
+    mem = GuestMemory()
+    pml4, pdpt, pd = PREFETCH_TABLE_GFN, PREFETCH_TABLE_GFN + 1, PREFETCH_TABLE_GFN + 2
+    pt0 = PREFETCH_TABLE_GFN + 3
+    base = PREFETCH_REGION_GFN << PAGE_SHIFT
+    mem.write((pml4 << PAGE_SHIFT) + 8 * ((base >> 39) & 511), 8, (pdpt << PAGE_SHIFT) | upper, "guest")
+    mem.write((pdpt << PAGE_SHIFT) + 8 * ((base >> 30) & 511), 8, (pd << PAGE_SHIFT) | upper, "guest")
+    npt = (pages + 511) // 512
+    for t in range(npt):
+        mem.write((pd << PAGE_SHIFT) + 8 * (((base >> 21) + t) & 511), 8,
+                  ((pt0 + t) << PAGE_SHIFT) | upper, "guest")
+    for k in range(pages):
+        gfn = PREFETCH_REGION_GFN + k
+        mem.write(((pt0 + k // 512) << PAGE_SHIFT) + 8 * (k % 512), 8, (gfn << PAGE_SHIFT) | leaf,
+                  "guest")
+    host = KvmHost()
+    mmu = _counting(impl_cls)(host, PTE_LIST_EXT_3_6)
+    for sid, (gfn0, n) in enumerate(((0, pt0 + npt), (PREFETCH_REGION_GFN, pages))):
+        host.memslots[sid] = KvmMemorySlot(sid, gfn0, [host.alloc_pfn() for _ in range(n)],
+                                           False, False, 1)
+    cr3 = pml4 << PAGE_SHIFT
+    if mode == "tdp":
+        vcpu = Vcpu(0, TDP, ArchCpu(mem, 40, PAGING_64, True, True, True, cr3))
+    else:
+        vcpu = Vcpu(0, SHADOW, KvmVcpu(PagingTmpl, mem, 40, "64", True, True, True, cr3))
+    mmu.vcpus[0] = vcpu
+    return mmu, vcpu
+
+
+def prefetch_order(pattern, pages, seed=0x9E3779B97F4A7C15):
+    """The pages in touch order: 0, 1, ... or a fixed pseudo-random permutation
+    (Fisher-Yates driven by xorshift64; the machines never import `random`)."""
+    order = list(range(pages))
+    if pattern == "random":
+        x = seed
+        for i in range(pages - 1, 0, -1):
+            x ^= (x << 13) & 0xFFFFFFFFFFFFFFFF
+            x ^= x >> 7
+            x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF
+            j = x % (i + 1)
+            order[i], order[j] = order[j], order[i]
+    return order
+
+
+def prefetch_faults(impl_cls, mode, pattern, pages):
+    """Page faults taken while the guest writes one word of every page of the
+    region once, in `pattern` order."""
+    from spec.mmu import OK
+    from spec.walk import WRITE
+
+    mmu, vcpu = _prefetch_vm(impl_cls, mode, pages)
+    base = PREFETCH_REGION_GFN << PAGE_SHIFT
+    for k in prefetch_order(pattern, pages):
+        status, gfn = mmu.guest_access(vcpu, base + (k << PAGE_SHIFT), WRITE, True)
+        if status != OK or gfn != PREFETCH_REGION_GFN + k:
+            raise AssertionError(f"bench guest access to page {k}: {status} {gfn}")
+    return mmu.faults
+
+
+def bench_prefetch(regions=PREFETCH_REGIONS, patterns=PREFETCH_PATTERNS, modes=PREFETCH_MODES):
+    impls = prefetch_impls()
+    rows = []
+    t0 = time.perf_counter()
+    for size in regions:
+        pages = size >> PAGE_SHIFT
+        for mode in modes:
+            for pattern in patterns:
+                row = {"bytes": size, "pages": pages, "mode": mode, "pattern": pattern, "faults": {}}
+                for label, cls in impls:
+                    row["faults"][label] = prefetch_faults(cls, mode, pattern, pages)
+                rows.append(row)
+    return {"bench": "prefetch", "impls": [label for label, _ in impls], "rows": rows,
+            "seconds": time.perf_counter() - t0}
+
+
+def _render_prefetch(report):
+    impls = report["impls"]
+    short = {label: label.replace("prefetch:", "") for label in impls}
+    lines = ["page faults taken (calls of tdp_page_fault / shadow_page_fault) while a guest writes "
+             "every 4K page of a region once; 4K guest ptes (A, D set), 4K host pages",
+             f"{'region':>7} {'mode':<9} {'pattern':<11} " + " ".join(f"{short[i]:>20}" for i in impls)
+             + f" {'none/merged':>12} {'no-trailing-flush/merged':>25}"]
+    for r in report["rows"]:
+        size = r["bytes"]
+        size = f"{size >> 20} MB" if size % (1 << 20) == 0 else f"{size >> 10} KB"
+        f = r["faults"]
+        lines.append(f"{size:>7} {r['mode']:<9} {r['pattern']:<11} "
+                     + " ".join(f"{f[i]:>20}" for i in impls)
+                     + f" {f['none'] / max(f['merged'], 1):>12.2f}"
+                     + f" {f['prefetch:no-trailing-flush'] / max(f['merged'], 1):>25.2f}")
+    lines += ["",
+              "c6cecc4b9324: faults fell from ~1.75M to <0.27M (~6.5x) once trailing runs were "
+              "prefetched.  Here sequential TDP falls 8x from no-trailing-flush to merged (one fault "
+              "per window of 8); the model counts only",
+              "the faults of the touch loop, every one at a multiple of 8 whose whole window is "
+              "empty; the kernel's smaller ratio likely reflects faults prefetch cannot save "
+              "(other memory, large pages, MMIO: not measured here).",
+              "no-trailing-flush and v3-2010 prefetch nothing on such a fault (its window's run "
+              "reaches the window's end), so sequentially they take as many faults as no prefetch;",
+              "random touches land anywhere in a window, so they save part of it (the run before "
+              "the fault).  Under shadow paging both equal the merged form: the guest's pages are",
+              "indirect, and FNAME(pte_prefetch)'s own loop for indirect pages never had the bug.  "
+              "host-writable-false prefetches read-only sptes, so each write faults anyway.",
+              f"({report['seconds']:.0f}s)"]
+    return "\n".join(lines)
+
+
+BENCHES = {"rmap": bench_rmap, "gfn": bench_gfn, "prefetch": bench_prefetch}
