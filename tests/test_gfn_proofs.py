@@ -35,7 +35,7 @@ def test_gfn_variants_are_registered():
     assert got["gfn:no-level-shift"].models == "plausible"
     for v in got.values():
         assert v.caught_by == ("kernel BUG", "host page", "auditor: derived gfn",
-                               "proof gfn.derived_equals_recorded")
+                               "prefetch completeness", "proof gfn.derived_equals_recorded")
         assert set(v.replaces) <= {"kvm_mmu_page_derived_gfn", "direct_map_child_gfn", "fetch_direct_gfn"}
         cls = v.build(ShadowMmu)
         for m in v.replaces:  # still static methods: callable on the class with kernel arguments

@@ -25,7 +25,8 @@ from spec.consts import (
     KVM_PAGES_PER_HPAGE, PAGE_SHIFT, PT64_DIR_BASE_ADDR_MASK, PT64_LEVEL_BITS, PT_PAGE_TABLE_LEVEL,
 )
 
-CAUGHT_BY = ("kernel BUG", "host page", "auditor: derived gfn", "proof gfn.derived_equals_recorded")
+CAUGHT_BY = ("kernel BUG", "host page", "auditor: derived gfn", "prefetch completeness",
+             "proof gfn.derived_equals_recorded")
 
 
 # -- derivations of kvm_mmu_page_get_gfn() for a direct page ---------------
