@@ -122,7 +122,7 @@ class ShadowMmu(SpecShadowMmu):
         (the faulting entry and present ones end a run); the first run that cannot be
         mapped stops it.  A run reaching the end of the window is flushed after the
         loop (c6cecc4b9324)."""
-        first, end = self.pte_prefetch_window((sptep - sp.spt) // 8)
+        first, end, flush_tail = self.direct_prefetch_loop((sptep - sp.spt) // 8)
         start = None
         for i in range(first, end):
             spte = sp.sptep(i)
@@ -134,8 +134,17 @@ class ShadowMmu(SpecShadowMmu):
                 start = None
             elif start is None:
                 start = spte
-        if start is not None:
+        if start is not None and flush_tail:
             self.direct_pte_prefetch_many(vcpu, sp, start, sp.sptep(end))
+
+    def direct_prefetch_loop(self, index):
+        """The shape of __direct_pte_prefetch's loop: (first, end, flush_tail).
+
+        The slots it visits (the aligned window) and whether a run still open
+        at the end is mapped (the flush c6cecc4b9324 added).  The posted and
+        2.6.36 forms differ from the merged one only here."""
+        first, end = self.pte_prefetch_window(index)
+        return first, end, True
 
     def direct_pte_prefetch_many(self, vcpu, sp, start, end):
         """direct_pte_prefetch_many(): entries start..end-1 (addresses), 0 or -1 to stop."""

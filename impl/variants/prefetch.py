@@ -23,7 +23,6 @@ impl's in every variant but host-writable-false.
 
 from impl.variants import Variant, register
 from spec.consts import PTE_PREFETCH_NUM
-from spec.rmap import is_shadow_present_pte
 
 CAUGHT_BY = ("prefetch completeness", "guest outcome", "guest memory", "host page", "kernel BUG",
              "auditor: cache", "auditor: rmap", "auditor: write protect", "auditor: host page")
@@ -34,36 +33,16 @@ def v3_prefetch_window(index):
     return index & ~(PTE_PREFETCH_NUM - 1), index | (PTE_PREFETCH_NUM - 1)
 
 
-def _direct_runs_v3(self, vcpu, sp, sptep):
-    # The posted loop: stops one slot early and never flushes an open run.
-    first, end = v3_prefetch_window((sptep - sp.spt) // 8)
-    start = None
-    for i in range(first, end):
-        spte = sp.sptep(i)
-        if spte == sptep or is_shadow_present_pte(self.mem.spte_read(spte)):
-            if start is None:
-                continue
-            if self.direct_pte_prefetch_many(vcpu, sp, start, spte) < 0:
-                return
-            start = None
-        elif start is None:
-            start = spte
+def _loop_v3(self, index):
+    # The posted loop: stops one slot early (i < index | 7) and never flushes an open run.
+    first, end = v3_prefetch_window(index)
+    return first, end, False
 
 
-def _direct_runs_no_trailing_flush(self, vcpu, sp, sptep):
+def _loop_no_trailing_flush(self, index):
     # 2.6.36 .. c6cecc4b9324: the whole window, but a run reaching its end is dropped.
-    first, end = self.pte_prefetch_window((sptep - sp.spt) // 8)
-    start = None
-    for i in range(first, end):
-        spte = sp.sptep(i)
-        if spte == sptep or is_shadow_present_pte(self.mem.spte_read(spte)):
-            if start is None:
-                continue
-            if self.direct_pte_prefetch_many(vcpu, sp, start, spte) < 0:
-                return
-            start = None
-        elif start is None:
-            start = spte
+    first, end = self.pte_prefetch_window(index)
+    return first, end, False
 
 
 def _prefetch_set_spte_not_host_writable(self, sptep, pte_access, gfn, pfn):
@@ -75,7 +54,7 @@ register(Variant(
     family="prefetch", name="v3-2010", models="posted form",
     summary="the June 2010 v3 posting: __direct_pte_prefetch loops i < index | 7 (the window's "
             "last slot never visited) and never flushes a run open at the loop's end",
-    replaces={"direct_pte_prefetch_runs": _direct_runs_v3},
+    replaces={"direct_prefetch_loop": _loop_v3},
     caught_by=CAUGHT_BY,
 ))
 
@@ -84,7 +63,7 @@ register(Variant(
     summary="2.6.36 to 5.12 (fixed by c6cecc4b9324): a run of empty entries reaching the end "
             "of the window is never mapped; a fault on a gfn that is a multiple of 8 in an "
             "empty page prefetches nothing",
-    replaces={"direct_pte_prefetch_runs": _direct_runs_no_trailing_flush},
+    replaces={"direct_prefetch_loop": _loop_no_trailing_flush},
     caught_by=CAUGHT_BY,
 ))
 
