@@ -35,7 +35,7 @@ from hypothesis.stateful import initialize, precondition, rule
 from impl.mmu import ShadowMmu as ImplShadowMmu
 from impl.walk import KvmVcpu, PagingTmpl
 from spec.consts import (
-    PAGE_SHIFT, PT64_NX_MASK, PT_ACCESSED_MASK, PT_DIRTY_MASK, PT_PAGE_SIZE_MASK,
+    BATCH_ZAP_PAGES, PAGE_SHIFT, PT64_NX_MASK, PT_ACCESSED_MASK, PT_DIRTY_MASK, PT_PAGE_SIZE_MASK,
     PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK, PTE_LIST_EXT_CHOICES,
 )
 from spec.errors import KvmBug, WrongHostPage
@@ -193,6 +193,8 @@ class MmuWorld(World):
         self.extra_dirty = 0  # gfns GET_DIRTY_LOG reported that the guest did not write
         self.dirty_reported = 0
         self.dirty_calls = 0
+        self.pending_change = None  # a memslot delete/move whose zap is in its lock breaks
+        self.holds = {"spec": [], "impl": []}  # per finished zap-all: pages visited per mmu_lock hold
 
     # -- ops ----------------------------------------------------------------------
     def apply(self, op):
@@ -203,6 +205,12 @@ class MmuWorld(World):
             self.sides = {"spec": Machine(SpecShadowMmu, a["pte_list_ext"], None),
                           "impl": Machine(with_prefetch_probe(self.impl_cls), a["pte_list_ext"],
                                           PagingTmpl)}
+            batch = a.get("zap_batch", BATCH_ZAP_PAGES)
+            if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+                raise BadOp(f"zap_batch must be a positive integer, not {batch!r}")
+            for m in self.sides.values():
+                if hasattr(m.mmu, "zap_batch_pages"):
+                    m.mmu.zap_batch_pages = batch
             self.oracle = Oracle()
             return
         if self.sides is None:
@@ -232,6 +240,7 @@ class MmuWorld(World):
             mem.write(gpa, size, value, "guest")
 
     def op_memslot_create(self, slot, base_gfn, npages, readonly, dirty_log, host_level):
+        self._no_change_pending("memslot_create")
         for sid, (b, n, _, _) in self.oracle.slots.items():
             if sid == slot or not (base_gfn + npages <= b or b + n <= base_gfn):
                 raise BadOp(f"memslot {slot} overlaps memslot {sid} or reuses its id")
@@ -253,31 +262,74 @@ class MmuWorld(World):
         return self.oracle.slots[slot]
 
     def op_memslot_delete(self, slot):
-        self._slot(slot)
-
-        def delete(m):
-            s = m.mmu.host.memslots[slot]
-            m.mmu.kvm_arch_flush_shadow_memslot(s)
-            del m.mmu.host.memslots[slot]
-        self.each(f"memslot_delete({slot})", delete)
-        del self.oracle.slots[slot]
-        self.oracle.written.pop(slot, None)
+        self.op_memslot_change_begin(slot, "delete")
+        self.op_memslot_change_commit()
 
     def op_memslot_move(self, slot, base_gfn):
-        _, n, ro, dl = self._slot(slot)
-        for sid, (b, k, _, _) in self.oracle.slots.items():
-            if sid != slot and not (base_gfn + n <= b or b + k <= base_gfn):
-                raise BadOp(f"memslot {slot} moved onto memslot {sid}")
+        self.op_memslot_change_begin(slot, "move", base_gfn)
+        self.op_memslot_change_commit()
 
-        def move(m):
-            old = m.mmu.host.memslots[slot]
-            m.mmu.kvm_arch_flush_shadow_memslot(old)
-            m.mmu.host.memslots[slot] = KvmMemorySlot(slot, base_gfn, old.pfns, ro, dl, old.host_level)
-        self.each(f"memslot_move({slot})", move)
-        self.oracle.slots[slot] = (base_gfn, n, ro, dl)
+    def _no_change_pending(self, what):
+        if self.pending_change is not None:
+            raise BadOp(f"{what} while memslot {self.pending_change[0]} is being changed "
+                        f"(slots_lock is held)")
+
+    def op_memslot_change_begin(self, slot, what, base_gfn=None):
+        """KVM_SET_USER_MEMORY_REGION deleting or moving `slot`, up to the first
+        lock break of its zap: the slot becomes KVM_MEMSLOT_INVALID (the oracle
+        drops it: its gfns exit as MMIO from now on) and
+        kvm_arch_flush_shadow_memslot() starts (spec: the whole walk; impl:
+        bump, reload, the first batch)."""
+        self._no_change_pending("memslot_change_begin")
+        base, n, ro, dl = self._slot(slot)
+        if what == "move":
+            if not isinstance(base_gfn, int):
+                raise BadOp("memslot move needs base_gfn")
+            for sid, (b, k, _, _) in self.oracle.slots.items():
+                if sid != slot and not (base_gfn + n <= b or b + k <= base_gfn):
+                    raise BadOp(f"memslot {slot} moved onto memslot {sid}")
+        elif what != "delete":
+            raise BadOp(f"memslot change {what!r}: delete or move")
+
+        def begin(m):
+            m.mmu.host.memslots[slot].invalid = True
+            m.mmu.zap_all_begin()
+        self.each(f"memslot_{what}({slot}): flush begins", begin)
+        del self.oracle.slots[slot]
         self.oracle.written.pop(slot, None)
+        self.pending_change = (slot, what, base_gfn, base, n, ro, dl)
+
+    def op_zap_resume(self):
+        """The zap takes mmu_lock again after a lock break (what ran in between
+        were the ops before this one), up to its next break."""
+        if self.pending_change is None:
+            raise BadOp("zap_resume with no memslot change in progress")
+        self.each("the zap resumes after a lock break", lambda m: m.mmu.zap_all_resume())
+
+    def op_memslot_change_commit(self):
+        """The zap runs to its end; then the slot is removed (delete) or
+        installed at its new base (move)."""
+        if self.pending_change is None:
+            raise BadOp("memslot_change_commit with no memslot change in progress")
+        slot, what, base_gfn, base, n, ro, dl = self.pending_change
+
+        def commit(m):
+            name = next(k for k, v in self.sides.items() if v is m)
+            mmu = m.mmu
+            while mmu.zap_all_resume():
+                pass
+            self.holds[name].append(list(mmu.mmu_lock_holds))
+            check_zap_complete(mmu, name, f"memslot_{what}({slot})", base, n)
+            old = mmu.host.memslots.pop(slot)
+            if what == "move":
+                mmu.host.memslots[slot] = KvmMemorySlot(slot, base_gfn, old.pfns, ro, dl, old.host_level)
+        self.each(f"memslot_{what}({slot}): flush ends", commit)
+        self.pending_change = None
+        if what == "move":
+            self.oracle.slots[slot] = (base_gfn, n, ro, dl)
 
     def op_memslot_dirty_log(self, slot, on):
+        self._no_change_pending("memslot_dirty_log")
         base, n, ro, _ = self._slot(slot)
 
         def flag(m):
@@ -291,6 +343,7 @@ class MmuWorld(World):
         self.oracle.written.pop(slot, None)
 
     def op_get_dirty_log(self, slot):
+        self._no_change_pending("GET_DIRTY_LOG")
         _, _, _, dl = self._slot(slot)
         if not dl:
             raise BadOp(f"memslot {slot} is not logging dirty pages")
@@ -417,9 +470,16 @@ class MmuWorld(World):
             raise Discrepancy("walker return", f"age gfn {gfn:#x}: spec {got['spec']}, impl {got['impl']}")
 
     def metrics(self):
-        """GET_DIRTY_LOG cost: gfns reported (impl) and those the guest had not written."""
+        """Summed over runs: zap-all work under mmu_lock (pages visited; the spec
+        holds the lock once per zap, the impl once per batch), GET_DIRTY_LOG cost,
+        level-1 faults and the sptes their prefetch installed."""
         impl = self.sides["impl"].mmu if self.sides else None
-        return {"dirty log calls": self.dirty_calls, "dirty gfns reported": self.dirty_reported,
+        zaps = {k: [h for z in v for h in z] for k, v in self.holds.items()}
+        return {"zap-alls": len(self.holds["impl"]),
+                "zap pages visited under mmu_lock (spec)": sum(zaps["spec"]),
+                "zap pages visited under mmu_lock (impl)": sum(zaps["impl"]),
+                "zap mmu_lock holds (impl)": len(zaps["impl"]),
+                "dirty log calls": self.dirty_calls, "dirty gfns reported": self.dirty_reported,
                 "dirty gfns reported but not written": self.extra_dirty,
                 "level-1 faults": getattr(impl, "prefetch_faults", 0),
                 "prefetched sptes": getattr(impl, "prefetched", 0)}
@@ -479,6 +539,32 @@ class MmuWorld(World):
         return World.describe(op)
 
 
+def check_zap_complete(mmu, name, what, base, npages):
+    """After a zap-all has run to its end (before the slot goes away):
+
+    zap complete   every page left on active_mmu_pages was created since the
+                   zap began, or is an invalid root a vCPU still holds
+    deleted slot   no present leaf spte maps a gfn of the slot's old range
+    """
+    for sp in mmu.active_mmu_pages:
+        if sp.epoch != mmu.zap_epoch and not (sp.role.invalid and sp.root_count):
+            raise Discrepancy("zap complete", (
+                f"{what}: {name} still has {sp} (generation {sp.mmu_valid_gen}, created "
+                f"{mmu.zap_epoch - sp.epoch} zap-all(s) ago, root_count {sp.root_count}) on "
+                f"active_mmu_pages after the zap ended"))
+    for sptep, spte in mmu.mem.sptes.items():
+        if not spte & PT_PRESENT_MASK:
+            continue
+        sp = mmu.page_header(sptep)
+        i = (sptep - sp.spt) // 8
+        if mmu.is_last_spte(spte, sp.role.level):
+            gfn = mmu.kvm_mmu_page_get_gfn(sp, i)
+            if base <= gfn < base + npages:
+                raise Discrepancy("deleted slot", (
+                    f"{what}: {name}'s {sp} entry {i} still maps gfn {gfn:#x} of the slot's "
+                    f"old range {base:#x}+{npages:#x}"))
+
+
 def make_world(impl_cls, mode):
     return MmuWorld(impl_cls, mode)
 
@@ -493,6 +579,11 @@ HIGH_SLOT_BASES = (0x40200, 0x40600)
 class MmuMachine(DiffMachine):
     """VMs with vCPUs, guest page-table edits (as guest stores), accesses and host operations."""
 
+    zap_batches = (BATCH_ZAP_PAGES,)  # the zap family draws smaller lock-break batches too
+
+    def change_pending(self):
+        return self.world.pending_change is not None
+
     @initialize(data=st.data())
     def setup(self, data):
         mode = self.world.mode
@@ -500,7 +591,10 @@ class MmuMachine(DiffMachine):
         # and a shadow VM gains vCPUs of the other guest modes as it runs.
         vmode = data.draw(st.sampled_from(MODES[1:])) if mode == "mixed" else mode
         self.vmode = vmode
-        self.emit(["vm_setup", {"pte_list_ext": data.draw(st.sampled_from(PTE_LIST_EXT_CHOICES))}])
+        setup = {"pte_list_ext": data.draw(st.sampled_from(PTE_LIST_EXT_CHOICES))}
+        if len(self.zap_batches) > 1:
+            setup["zap_batch"] = data.draw(st.sampled_from(self.zap_batches))
+        self.emit(["vm_setup", setup])
         host_level = data.draw(st.sampled_from([1, 2]))
         self.emit(["memslot_create", {"slot": 0, "base_gfn": 0, "npages": 0x400, "readonly": False,
                                       "dirty_log": False, "host_level": host_level}])
@@ -686,6 +780,8 @@ class MmuMachine(DiffMachine):
           npages=st.sampled_from([0x40, 0x200]),
           readonly=st.booleans(), dirty_log=st.booleans(), host_level=st.sampled_from([1, 2]))
     def memslot_create(self, base, npages, readonly, dirty_log, host_level):
+        if self.change_pending():
+            return
         slots = self.world.oracle.slots
         sid = max(slots) + 1
         if any(not (base + npages <= b or b + n <= base) for b, n, _, _ in slots.values()):
@@ -700,6 +796,8 @@ class MmuMachine(DiffMachine):
     @rule(pick=st.integers(0, 1 << 16), what=st.sampled_from(["delete", "move"]),
           base=st.sampled_from([0x700, 0x800]))
     def memslot_change(self, pick, what, base):
+        if self.change_pending():
+            return
         slots = self.other_slots()
         if not slots:
             return
@@ -715,11 +813,15 @@ class MmuMachine(DiffMachine):
 
     @rule(sid=st.integers(0, 3), on=st.booleans())
     def dirty_log(self, sid, on):
+        if self.change_pending():
+            return
         slots = sorted(self.world.oracle.slots)
         self.emit(["memslot_dirty_log", {"slot": slots[sid % len(slots)], "on": on}])
 
     @rule(sid=st.integers(0, 3))
     def get_dirty_log(self, sid):
+        if self.change_pending():
+            return
         logging = sorted(s for s, v in self.world.oracle.slots.items() if v[3])
         if logging:
             self.emit(["get_dirty_log", {"slot": logging[sid % len(logging)]}])

@@ -5,9 +5,10 @@ in 2.6.36 with 3af1817a0d65): a direct shadow page has no gfns[] page;
 kvm_mmu_page_get_gfn() derives entry i's gfn as sp->gfn + (i << 9(level-1)),
 and kvm_mmu_page_set_gfn() on a direct page only checks the gfn it is given
 (a BUG on mismatch).  The rmap walkers are the iterator's (impl/rmap.py), and
-shadow faults walk the guest with KVM's FNAME(walk_addr) (impl/walk.py).
-Everything else is spec/mmu.py's, shared and checked by the oracle machine
-and the auditor.
+shadow faults walk the guest with KVM's FNAME(walk_addr) (impl/walk.py), and
+zapping all pages (memslot delete and move) bumps 3.11's generation number
+instead of walking (impl/zap.py).  Everything else is spec/mmu.py's, shared
+and checked by the oracle machine and the auditor.
 
 Prefetch ("KVM: MMU: prefetch ptes when intercepted guest #PF", Xiao
 Guangrong, 2010; facts section 6), which the spec does not have: after a
@@ -33,6 +34,7 @@ from spec.mmu import ShadowMmu as SpecShadowMmu
 
 from .rmap import Rmap
 from .walk import MarkPageDirty
+from .zap import GenerationZap
 
 
 def kvm_mmu_page_derived_gfn(sp_gfn, index, level, quadrant):
@@ -59,7 +61,7 @@ def direct_prefetch_run_gfn(first_gfn, k):
     return first_gfn + k
 
 
-class ShadowMmu(SpecShadowMmu):
+class ShadowMmu(GenerationZap, SpecShadowMmu):
     rmap_class = Rmap
     kvm_mmu_page_derived_gfn = staticmethod(kvm_mmu_page_derived_gfn)
     pte_prefetch_window = staticmethod(pte_prefetch_window)
@@ -161,10 +163,10 @@ class ShadowMmu(SpecShadowMmu):
         return 0
 
     def gfn_to_memslot_dirty_bitmap(self, gfn, no_dirty_log):
-        """The slot of `gfn`, or None if it has none or logs dirty pages and a
-        writable mapping is asked for."""
+        """The slot of `gfn`, or None if it has none, is KVM_MEMSLOT_INVALID, or
+        logs dirty pages and a writable mapping is asked for."""
         slot = self.host.gfn_to_memslot(gfn)
-        if slot is None or (no_dirty_log and slot.dirty_log):
+        if slot is None or slot.invalid or (no_dirty_log and slot.dirty_log):
             return None
         return slot
 

@@ -177,3 +177,8 @@ PT64_DIR_BASE_ADDR_MASK = PT64_BASE_ADDR_MASK & ~((1 << (PAGE_SHIFT + PT64_LEVEL
 # Sizes of the per-page arrays of struct kvm_mmu_page (the gfn bench).
 SPTE_BYTES = 8    # sizeof(u64): one entry of sp->spt
 GFN_T_BYTES = 8   # sizeof(gfn_t): one entry of sp->gfns
+
+# -- zapping all shadow pages by generation (zap family, facts section 7) ----
+# kvm_zap_obsolete_pages() may drop mmu_lock (cond_resched_lock) once it has
+# zapped this many pages since the last break (3.11).
+BATCH_ZAP_PAGES = 10

@@ -5,7 +5,10 @@ maps guest frames base_gfn .. base_gfn+npages-1 to host pages; it carries one
 rmap head per (level, index) (index = gfn_to_index), the lpage_info
 write_count that forbids large mappings (a large frame that crosses a slot
 edge, or holds a shadowed guest table), the dirty bitmap, and the flags
-KVM_MEM_READONLY and KVM_MEM_LOG_DIRTY_PAGES.
+KVM_MEM_READONLY and KVM_MEM_LOG_DIRTY_PAGES, and KVM_MEMSLOT_INVALID while
+a delete or move flushes the shadow pages: gfn_to_memslot() still finds
+such a slot (its rmaps are needed to zap), but its hva translation fails, so
+no fault or prefetch maps it.
 
 Host pages are pfns with a writable bit (a COW/KSM page is read-only) and a
 `host_level`: the largest page size the host backs the slot with (1 = 4K,
@@ -30,6 +33,7 @@ class KvmMemorySlot:
         self.dirty_log = dirty_log
         self.host_level = host_level
         self.dirty_bitmap = set()
+        self.invalid = False    # KVM_MEMSLOT_INVALID: being deleted or moved
         self.rmap = {level: {} for level in range(1, KVM_NR_PAGE_SIZES + 1)}
         self.lpage_write_count = {level: {} for level in range(2, KVM_NR_PAGE_SIZES + 1)}
         self._disallow_edges()
@@ -94,9 +98,10 @@ class KvmHost:
         return None
 
     def gfn_to_pfn(self, gfn, write):
-        """(pfn, map_writable) or None when no slot maps `gfn` (MMIO, not modelled)."""
+        """(pfn, map_writable) or None when no slot maps `gfn`, or its slot is
+        KVM_MEMSLOT_INVALID (the hva is bad: the fault exits like MMIO)."""
         slot = self.gfn_to_memslot(gfn)
-        if slot is None:
+        if slot is None or slot.invalid:
             return None
         pfn = slot.pfns[gfn - slot.base_gfn]
         writable = self.pfn_writable[pfn] and not slot.readonly

@@ -41,6 +41,7 @@ from .consts import (
 )
 from .errors import KvmBug, WrongHostPage
 from .kvm_host import KVM_NR_PAGE_SIZES, KvmHost
+from .list_head import ListHead
 from .memory import SHADOW_PT_BASE, KernelMemory, RmapHead
 from .rmap import SpecRmap, is_large_pte, is_shadow_present_pte
 from .written_sptes import written_spte_slots
@@ -58,7 +59,7 @@ class KvmMmuPage:
     """struct kvm_mmu_page."""
 
     __slots__ = ("gfn", "role", "spt", "gfns", "parent_ptes", "root_count", "unsync",
-                 "mmu_valid_gen", "serial")
+                 "mmu_valid_gen", "serial", "epoch")
 
     def __init__(self, spt, gfns, serial):
         self.gfn = 0
@@ -70,6 +71,7 @@ class KvmMmuPage:
         self.unsync = False
         self.mmu_valid_gen = 0
         self.serial = serial    # creation order, to pair spec and impl pages
+        self.epoch = 0          # zaps begun before its creation (oracle ground truth, not kernel state)
 
     def sptep(self, index):
         return self.spt + 8 * index
@@ -120,13 +122,15 @@ class ShadowMmu:
         self.rmap = self.rmap_class(self.mem, self.rmap_of_spte, PT_ACCESSED_MASK)
         self.pages = {}                 # spt address -> sp (page_header)
         self.mmu_page_hash = [[] for _ in range(KVM_NUM_MMU_PAGES)]
-        self.active_mmu_pages = []      # newest first
+        self.active_mmu_pages = ListHead()  # list_add at the head: newest first
         self.indirect_shadow_pages = 0
         self.vcpus = {}
         self.next_spt = SHADOW_PT_BASE
         self.serial = 0
         self.tlb_flushes = 0
         self.freed_pages = set()        # spt addresses of freed pages (never reused)
+        self.mmu_lock_holds = []        # pages visited per mmu_lock hold of the last zap
+        self.zap_epoch = 0              # zap-alls begun so far (oracle ground truth, not kernel state)
 
     # -- pages ----------------------------------------------------------------
     def page_header(self, addr):
@@ -145,7 +149,7 @@ class ShadowMmu:
         self.serial += 1
         sp = KvmMmuPage(spt, gfns, self.serial)
         self.pages[spt] = sp
-        self.active_mmu_pages.insert(0, sp)
+        self.active_mmu_pages.list_add(sp)
         return sp
 
     def kvm_mmu_page_get_gfn(self, sp, index):
@@ -168,9 +172,13 @@ class ShadowMmu:
     def for_each_gfn_indirect_valid_sp(self, gfn):
         return [sp for sp in self.for_each_gfn_sp(gfn) if not sp.role.direct and not sp.role.invalid]
 
+    def is_obsolete_sp(self, sp):
+        """3.10 has no generation number: no page is obsolete (impl/zap.py adds it)."""
+        return False
+
     def is_valid_sp(self, sp):
-        """A page a lookup may return (issue 6 adds the generation)."""
-        return not sp.role.invalid
+        """A page kvm_mmu_get_page()'s lookup may return: neither invalid nor obsolete."""
+        return not sp.role.invalid and not self.is_obsolete_sp(sp)
 
     # -- rmaps ----------------------------------------------------------------
     def rmap_of_spte(self, sptep):
@@ -262,6 +270,7 @@ class ShadowMmu:
         self.mmu_page_add_parent_pte(sp, parent_pte)
         sp.gfn = gfn
         sp.role = role
+        sp.epoch = self.zap_epoch
         self.mmu_page_hash[gfn % KVM_NUM_MMU_PAGES].insert(0, sp)
         self.on_new_page(sp)
         if not direct:
@@ -299,13 +308,16 @@ class ShadowMmu:
         if not sp.role.invalid and not sp.role.direct:
             self.unaccount_shadowed(sp.gfn)
         if not sp.root_count:
-            self.active_mmu_pages.remove(sp)  # list_move onto invalid_list
+            self.active_mmu_pages.list_del(sp)  # list_move onto invalid_list
             invalid_list.append(sp)
         else:
-            self.active_mmu_pages.remove(sp)
-            self.active_mmu_pages.insert(0, sp)
-            self.kvm_reload_remote_mmus()
+            self.active_mmu_pages.list_move(sp)  # to the head
+            self.reload_for_held_root(sp)
         sp.role = sp.role._replace(invalid=1)
+
+    def reload_for_held_root(self, sp):
+        """A root still in use was zapped: its vCPUs must reload (3.10: always)."""
+        self.kvm_reload_remote_mmus()
 
     def kvm_mmu_commit_zap_page(self, invalid_list):
         if invalid_list:
@@ -319,15 +331,32 @@ class ShadowMmu:
             v.reload = True
 
     def kvm_mmu_zap_all(self):
-        """kvm_mmu_zap_all(): prepare-zap every page on the active list, then commit.
+        """kvm_mmu_zap_all(): prepare-zap every page on the active list, then commit,
+        all in one mmu_lock hold: the hold's work is every page on the list.
 
         Invalid roots still held stay on the list (prepare_zap is idempotent
         for them) until their vCPUs release them.
         """
         invalid = []
-        for sp in list(self.active_mmu_pages):
+        pages = list(self.active_mmu_pages)
+        for sp in pages:
             self.kvm_mmu_prepare_zap_page(sp, invalid)
         self.kvm_mmu_commit_zap_page(invalid)
+        self.mmu_lock_holds.append(len(pages))
+
+    # Zapping every page, as memslot delete and move need it.  The spec walks
+    # (kvm_mmu_zap_all, one hold); impl/zap.py bumps a generation and reclaims
+    # in batches, dropping mmu_lock between them, where other work may run.
+    def zap_all_begin(self):
+        """Start zapping every shadow page; returns when mmu_lock is first dropped."""
+        self.mmu_lock_holds = []
+        self.zap_epoch += 1
+        self.kvm_mmu_zap_all()
+
+    def zap_all_resume(self):
+        """Take mmu_lock again for a zap in progress, up to its next lock break.
+        False when the zap is complete (the spec's is, at begin)."""
+        return False
 
     # -- roots ------------------------------------------------------------------
     def mmu_free_roots(self, vcpu):
@@ -826,7 +855,8 @@ class ShadowMmu:
         """Access guest-physical `gfn` through the TDP tables, faulting them in.
 
         Returns (status, gfn, emulated)."""
-        if self.host.gfn_to_memslot(gfn) is None:
+        slot = self.host.gfn_to_memslot(gfn)
+        if slot is None or slot.invalid:
             return MMIO, gfn, False
         for _ in range(MAX_FAULT_RETRIES):
             self.vcpu_enter_guest(vcpu)
@@ -848,7 +878,7 @@ class ShadowMmu:
         spte = self.mem.spte_read(sptep)
         pfn = spte_to_pfn(spte) + (gfn & ((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1))
         slot = self.host.gfn_to_memslot(gfn)
-        want = slot.pfns[gfn - slot.base_gfn] if slot is not None else None
+        want = slot.pfns[gfn - slot.base_gfn] if slot is not None and not slot.invalid else None
         if pfn != want:
             raise WrongHostPage(f"the guest used host page {pfn:#x} for gfn {gfn:#x}, which the "
                          f"memslot maps to {want if want is None else hex(want)}")
@@ -898,5 +928,9 @@ class ShadowMmu:
         return dirty
 
     def kvm_arch_flush_shadow_memslot(self, slot):
-        """Memslot delete or move (3.10): zap every shadow page."""
-        self.kvm_mmu_zap_all()
+        """Memslot delete or move: zap every shadow page (the work between the
+        lock breaks of a zap is run at once here; diff/mmu.py's two-phase ops
+        interleave other work with it)."""
+        self.zap_all_begin()
+        while self.zap_all_resume():
+            pass

@@ -23,6 +23,15 @@ reports print:
                            dirty logging only for a gfn in the dirty bitmap
   auditor: lpage count     lpage_info write counts equal the slot-edge
                            disallows plus the live indirect pages accounted
+  auditor: roots           every vCPU root is a live page; a vCPU with no
+                           reload request pending reaches (through its
+                           roots) only valid pages created since the last
+                           zap-all began: it never runs on an obsolete table
+  auditor: generation      with a generation number (impl/zap.py): a page
+                           whose generation matches kvm->arch.mmu_valid_gen
+                           ("looks current") was created since the last
+                           bump (the page's epoch: model ground truth, not
+                           kernel state)
 """
 
 from collections import Counter
@@ -86,6 +95,8 @@ def audit(mmu, probe_cpu_of=None):
     out += audit_parent_ptes(mmu, present)
     out += audit_host_pages_and_write_protect(mmu, present)
     out += audit_lpage_counts(mmu)
+    out += audit_roots(mmu, present)
+    out += audit_generation(mmu)
     if probe_cpu_of is not None:
         out += audit_cache(mmu, probe_cpu_of, present)
     return out
@@ -176,6 +187,48 @@ def audit_lpage_counts(mmu):
             if have != +want[lvl]:
                 return [f"auditor: lpage count: slot {slot.id} level {lvl}: write counts "
                         f"{dict(have)}, live indirect pages and edges give {dict(+want[lvl])}"]
+    return []
+
+
+def _root_pages(vcpu):
+    if vcpu.root is not None:
+        return [vcpu.root]
+    return [sp for sp in (vcpu.pae_root or []) if sp]
+
+
+def audit_roots(mmu, present):
+    for vcpu in mmu.vcpus.values():
+        stack = _root_pages(vcpu)
+        for sp in stack:
+            if mmu.pages.get(sp.spt) is not sp:
+                return [f"auditor: roots: vcpu {vcpu.id} holds {sp}, a freed page"]
+        if vcpu.reload:
+            continue
+        seen = set()
+        while stack:
+            sp = stack.pop()
+            if sp.spt in seen:
+                continue
+            seen.add(sp.spt)
+            if sp.role.invalid or sp.epoch != mmu.zap_epoch:
+                what = "invalid" if sp.role.invalid else "obsolete (created before the last zap-all)"
+                return [f"auditor: roots: vcpu {vcpu.id} runs with no reload pending on {sp}, "
+                        f"which is {what}"]
+            for i, sptep, spte in present.get(sp, ()):
+                if not mmu.is_last_spte(spte, sp.role.level):
+                    stack.append(mmu.page_header(spte & PT64_BASE_ADDR_MASK))
+    return []
+
+
+def audit_generation(mmu):
+    if not hasattr(mmu, "mmu_valid_gen"):
+        return []  # the spec (3.10) has no generation number
+    for sp in mmu.active_mmu_pages:
+        if not mmu.is_obsolete_sp(sp) and sp.epoch != mmu.zap_epoch:
+            return [f"auditor: generation: {sp} has generation {sp.mmu_valid_gen} == "
+                    f"kvm->arch.mmu_valid_gen {mmu.mmu_valid_gen} (looks current) but was created "
+                    f"{mmu.zap_epoch - sp.epoch} zap-all(s) ago"
+                    f"{' (invalid, root_count %d)' % sp.root_count if sp.role.invalid else ''}"]
     return []
 
 

@@ -71,7 +71,7 @@ def prefetched_spte(mmu, access, gfn, pfn):
 
 def _usable_slot(host, gfn, writable):
     slot = host.gfn_to_memslot(gfn)
-    if slot is None or slot.readonly or (writable and slot.dirty_log):
+    if slot is None or slot.invalid or slot.readonly or (writable and slot.dirty_log):
         return None
     return slot
 
