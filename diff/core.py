@@ -81,6 +81,15 @@ class World:
         return f"{name}({inner})"
 
 
+def check_variant_invariants(obj, side="impl"):
+    """The invariants a variant declares (Variant.invariants) on the object its
+    class built; a violation is the oracle "variant invariant: <rule>"."""
+    for inv in getattr(obj, "variant_invariants", ()):
+        for bad in inv(obj):
+            rule, _, msg = bad.partition(": ")
+            raise Discrepancy(f"variant invariant: {rule}", f"{side}: {msg or rule}")
+
+
 @dataclass
 class Failure:
     """The first discrepancy of a replay: at op index `step` (0-based)."""

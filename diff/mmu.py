@@ -46,7 +46,7 @@ from spec.mmu_audit import audit, probe_cpu
 from spec.prefetch import describe_slots, expected_prefetch
 from spec.walk import ACCESS_KINDS, GP, PAGING_32, PAGING_64, PAGING_PAE, WRITE, ArchCpu
 
-from .core import BadOp, DiffMachine, Discrepancy, World
+from .core import BadOp, DiffMachine, Discrepancy, World, check_variant_invariants
 from .families import Family
 from .rmap import show_spte
 
@@ -502,6 +502,8 @@ class MmuWorld(World):
             if bad:
                 rule, _, msg = bad[0].partition(": ")[2].partition(": ")
                 raise Discrepancy(f"auditor: {rule}", f"{name}: {msg}")
+        check_variant_invariants(self.sides["impl"].mmu)
+        check_variant_invariants(self.sides["impl"].mmu.rmap)
 
     def check_derived_gfns(self):
         """Pair each impl direct page with the spec page created at the same step

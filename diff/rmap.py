@@ -30,7 +30,7 @@ from spec.memory import SHADOW_PT_BASE, KernelMemory, RmapHead
 from spec.pte_list import pte_list_decode, pte_list_violations
 from spec.rmap import SpecRmap
 
-from .core import BadOp, DiffMachine, Discrepancy, World, agree, run_sides
+from .core import BadOp, DiffMachine, Discrepancy, World, agree, check_variant_invariants, run_sides
 from .families import Family
 
 SLOTS = (0, 1)
@@ -282,6 +282,7 @@ class RmapWorld(World):
                 raise Discrepancy("pte_list structure",
                                   f"{name}: pte_list_desc {leaked[0]:#x} leaked (live, unreachable)")
         s, i = self.sides["spec"].mmu, self.sides["impl"].mmu
+        check_variant_invariants(i)
         if (s.pfn_accessed, s.pfn_dirty) != (i.pfn_accessed, i.pfn_dirty):
             raise Discrepancy("host A/D tracking", (
                 f"kvm_set_pfn_accessed/dirty: spec {sorted(s.pfn_accessed)}/{sorted(s.pfn_dirty)}, "

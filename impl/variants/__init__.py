@@ -3,7 +3,9 @@
 A variant is `family:name` (e.g. `rmap:next-after-drop`).  It names the impl
 class it modifies, the methods it replaces (each replacement a plain function
 taking `self`), what it models (a kernel commit id, "posted form" or
-"plausible") and whether the tester must catch it.  `build()` makes the
+"plausible") and whether the tester must catch it, or (a sound later patch)
+must pass every suite; it may declare invariants of its own new state,
+checked after every step, and register proof obligations in its module.  `build()` makes the
 subclass; nothing is monkeypatched, so variants can run side by side.
 
 Every module in this package registers its family's variants at import;
@@ -28,6 +30,18 @@ class Variant:
     must_catch: bool = True
     replaces: dict = field(default_factory=dict)  # impl method name -> function
     caught_by: tuple = ()  # the oracles expected to catch it (documentation)
+    # A sound patch (a later optimisation we model) is expected to PASS every
+    # suite: passes=True, must_catch=False.  Being caught is then a finding.
+    passes: bool = False
+    # Invariants of the variant's own new state, checked after every step on
+    # the impl object it builds: fn(obj) -> ["rule: message", ...] (empty when
+    # it holds).  A violation is the oracle "variant invariant: <rule>".
+    invariants: tuple = ()
+
+    @property
+    def expected(self):
+        """'caught', 'passes' or 'either' (a variant kept for the record only)."""
+        return "caught" if self.must_catch else "passes" if self.passes else "either"
 
     @property
     def qualname(self):
@@ -40,7 +54,9 @@ class Variant:
             raise UnknownVariant(
                 f"{self.qualname} replaces {', '.join(missing)}, not methods of {base.__name__}"
             )
-        ns = {}
+        if self.must_catch and self.passes:
+            raise ValueError(f"{self.qualname}: must_catch and passes exclude each other")
+        ns = {"variant_invariants": tuple(self.invariants)}
         for m, fn in self.replaces.items():
             ns[m] = staticmethod(fn) if _is_static(base, m) else fn
         return type(f"{base.__name__}[{self.qualname}]", (base,), ns)
