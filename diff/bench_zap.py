@@ -4,7 +4,7 @@ Spec: kvm_mmu_zap_all() walks and zaps every page in one mmu_lock hold.
 Impl (Xiao 2013, 3.11): the bump of mmu_valid_gen and a first batch, then
 batches of BATCH_ZAP_PAGES with a lock break between them, and the pages
 freed at the end (the deferred reclaim).  The VM has `n` empty direct
-shadow pages (distinct gfns) and one TDP root held by a vCPU; work is
+shadow pages (gfns 1..n: every hash bucket used alike) and one TDP root held by a vCPU; work is
 counted in pages visited by the zap walks per mmu_lock hold (exact), time
 is wall clock on this machine (one run per size).
 """
@@ -28,7 +28,7 @@ def _vm(cls, n):
     root.root_count += 1
     vcpu.root = root
     for k in range(n):
-        mmu.kvm_mmu_get_page(vcpu, (k + 1) << 9, 0, PT_PAGE_TABLE_LEVEL, True, ACC_ALL, 0)
+        mmu.kvm_mmu_get_page(vcpu, k + 1, 0, PT_PAGE_TABLE_LEVEL, True, ACC_ALL, 0)
     return mmu
 
 

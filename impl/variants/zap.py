@@ -18,9 +18,16 @@ impl.mmu.ShadowMmu:
 - no-root-reload: the bump forgets kvm_reload_remote_mmus(): vCPUs keep
   running on their obsolete roots (and 3.11's prepare_zap does not ask for a
   reload of an obsolete root either).
+
+And the single toggling bit of Linux 5.3 (ca333add6933, with fac026dac0bc
+treating invalid pages as obsolete): `single-bit-gen` is sound and must pass;
+its precondition (every obsolete page is zapped before the next toggle) is
+a checked invariant of the variant, and `single-bit-gen-partial-zap` drops
+it (the zap gives up at its first lock break) and must be caught.
 """
 
 from impl.variants import Variant, register
+from impl.zap import GenerationZap, is_obsolete_gen_or_invalid
 
 CAUGHT_BY = ("auditor: roots", "auditor: generation", "zap complete", "deleted slot",
              "guest outcome", "host page", "kernel BUG")
@@ -57,3 +64,50 @@ register(Variant(
     caught_by=CAUGHT_BY,
 ))
 
+
+
+# -- the single-bit generation (Linux 5.3, ca333add6933, with fac026dac0bc) ----------
+def _complete_zap_before_toggle(mmu):
+    """ca333add6933's precondition, as a state invariant: outside a zap-all, no
+    page is obsolete but an invalid root a vCPU still holds; so the next toggle,
+    which makes the other generation current again, revives nothing."""
+    if mmu._zap is not None:
+        return []  # a zap is in its lock breaks: obsolete pages are being reclaimed
+    for sp in mmu.active_mmu_pages:
+        if mmu.is_obsolete_sp(sp) and not (sp.role.invalid and sp.root_count):
+            return [f"complete zap: {sp} (generation {sp.mmu_valid_gen}, root_count "
+                    f"{sp.root_count}) is obsolete after the zap ended; the next toggle of "
+                    f"mmu_valid_gen {mmu.mmu_valid_gen} makes it current"]
+    return []
+
+
+def _zap_stops_at_first_lock_break(self):
+    # kvm_zap_obsolete_pages() that frees what it zapped and returns at its
+    # first lock break, leaving the rest to "later" (nothing reclaims it)
+    walk = GenerationZap.kvm_zap_obsolete_pages(self)
+    if next(walk, "done") is None:
+        walk.close()
+        self.kvm_mmu_commit_zap_page(self.zapped_obsolete_pages)
+    return
+    yield  # a generator, like the walk it replaces
+
+
+SINGLE_BIT = {"mmu_valid_gen_bits": 1, "is_obsolete_gen": is_obsolete_gen_or_invalid}
+
+register(Variant(
+    family="zap", name="single-bit-gen", models="ca333add6933 + fac026dac0bc",
+    summary="mmu_valid_gen is one toggling bit and invalid pages count as obsolete; sound "
+            "because every obsolete page is zapped before the next toggle (a checked invariant)",
+    replaces=SINGLE_BIT, must_catch=False, passes=True,
+    invariants=(_complete_zap_before_toggle,),
+    caught_by=(),
+))
+
+register(Variant(
+    family="zap", name="single-bit-gen-partial-zap", models="plausible",
+    summary="the single-bit generation with a zap that gives up at its first lock break: "
+            "obsolete pages survive to the next toggle and look current",
+    replaces={**SINGLE_BIT, "kvm_zap_obsolete_pages": _zap_stops_at_first_lock_break},
+    invariants=(_complete_zap_before_toggle,),
+    caught_by=CAUGHT_BY + ("variant invariant: complete zap", "proof zap.single_bit_needs_complete_zap"),
+))
