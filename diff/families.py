@@ -26,12 +26,28 @@ class Family:
     modes: tuple = ("default",)
     variant_families: tuple = ()  # variant families this machine runs (default: its own name)
     notes: dict = field(default_factory=dict)
+    # ((variant family, impl_base attribute), ...): another family's variants
+    # this machine also runs when asked explicitly (never picked by
+    # for_variant): the variant's class, built by its own family, is set as
+    # that attribute of a subclass of impl_base (mmu: rmap_class).
+    also_runs: tuple = ()
 
     def accepts(self, variant):
+        """Runs `variant` by default: for_variant picks this family for it."""
         return variant.family in (self.variant_families or (self.name,))
 
+    def runs(self, variant):
+        """Can run `variant` when asked (its own families, or also_runs)."""
+        return self.accepts(variant) or variant.family in dict(self.also_runs)
+
     def impl_class(self, variant=None):
-        return variant.build(self.impl_base) if variant is not None else self.impl_base
+        if variant is None:
+            return self.impl_base
+        attr = dict(self.also_runs).get(variant.family)
+        if attr is not None and not self.accepts(variant):
+            part = for_variant(variant).impl_class(variant)
+            return type(f"{self.impl_base.__name__}[{variant.qualname}]", (self.impl_base,), {attr: part})
+        return variant.build(self.impl_base)
 
     def world(self, variant=None, mode=None):
         return self.make_world(self.impl_class(variant), mode or self.modes[0])
@@ -51,7 +67,7 @@ class Family:
 _FAMILIES = {}
 
 # Modules of the diff package that are infrastructure, not families.
-_NOT_FAMILIES = {"core", "families", "campaign", "counterexample", "bench"}
+_NOT_FAMILIES = {"core", "families", "campaign", "counterexample", "bench", "bench_tester", "exampledb", "jobs", "bench_zap"}
 
 
 def load_all():

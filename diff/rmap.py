@@ -5,7 +5,8 @@ Three sides take every op: the spec (spec.rmap.SpecRmap), the impl
 knows each rmap only as a multiset (a Counter) of spte pointers and each
 walker only by its effect.  After every step:
 
-  walker return      spec, impl and abstract return the same value
+  walker return      spec, impl and abstract return the same value;
+                     pte_list_add's count is its layout's (see below)
   spte memory        the three spte memories are equal
   rmap contents      every rmap and parent_ptes list, decoded, equals the
                      abstract multiset (on spec and impl)
@@ -13,6 +14,11 @@ walker only by its effect.  After every step:
                      twice (spec.pte_list.pte_list_violations), no leaked desc
   host A/D tracking  the pfns reported accessed/dirty agree
   kernel BUG         one side raised KvmBug/UseAfterFree (or all did)
+
+Decoding a list, its structure rules and pte_list_add's count depend on the
+desc layout, so each side is asked through its own object (the seam on
+spec.rmap.RmapBase: pte_list_decode, pte_list_violations, pte_list_add_count);
+a variant with another layout (Linux 6.4's tail count) replaces them.
 """
 
 from collections import Counter
@@ -27,7 +33,6 @@ from spec.consts import (
     PTE_LIST_EXT_CHOICES, SPTE_HOST_WRITEABLE,
 )
 from spec.memory import SHADOW_PT_BASE, KernelMemory, RmapHead
-from spec.pte_list import pte_list_decode, pte_list_violations
 from spec.rmap import SpecRmap
 
 from .core import BadOp, DiffMachine, Discrepancy, World, agree, check_variant_invariants, run_sides
@@ -186,14 +191,29 @@ class RmapWorld(World):
         key = (slot, level, index)
         sptep = self.next_spte
         self.next_spte += 8
-        outs = {}
+        outs, want = {}, {}
         for side_name, side in self.sides.items():
             side.mem.spte_write(sptep, spte)
             head = side.head(key)
             side.spte_rmap[sptep] = head
+            want[side_name] = side.mmu.pte_list_add_count(head.val)
             outs.update(run_sides({side_name: side.mmu}, "rmap_add", sptep, head))
-        agree(outs, f"rmap_add({sptep:#x}, {rmap_name(*key)})")
+        self._agree_on_count(outs, want, f"rmap_add({sptep:#x}, {rmap_name(*key)})")
         self.abstract.add(key, sptep, spte)
+
+    def _agree_on_count(self, outs, want, what):
+        """pte_list_add's count: each side's equals its layout's rule (the seam,
+        RmapBase.pte_list_add_count); spec and impl agree on it unless the impl's
+        layout counts by another rule (e.g. 6.4's exact tail_count + spte_count)."""
+        for name, (kind, val) in outs.items():
+            if kind == "ok" and val != want[name]:
+                raise Discrepancy("walker return", (
+                    f"{what}: {name} returned {val}, its layout's pte_list_add must return "
+                    f"{want[name]}"))
+        s, i = (type(self.sides[n].mmu).pte_list_add_count for n in ("spec", "impl"))
+        if s is not i:
+            outs = {n: (k, "its layout's count" if k == "ok" else v) for n, (k, v) in outs.items()}
+        agree(outs, what)
 
     def op_drop_spte(self, spte):
         outs = run_sides({n: s.mmu for n, s in self.sides.items()}, "drop_spte", spte)
@@ -210,11 +230,12 @@ class RmapWorld(World):
     def op_link_parent(self, sp, spte):
         sptep = self.next_spte
         self.next_spte += 8
-        outs = {}
+        outs, want = {}, {}
         for side_name, side in self.sides.items():
             side.mem.spte_write(sptep, spte)
+            want[side_name] = side.mmu.pte_list_add_count(side.parents[sp].val)
             outs.update(run_sides({side_name: side.mmu}, "pte_list_add", sptep, side.parents[sp]))
-        agree(outs, f"mmu_page_add_parent_pte(sp {sp}, {sptep:#x})")
+        self._agree_on_count(outs, want, f"mmu_page_add_parent_pte(sp {sp}, {sptep:#x})")
         self.abstract.sptes[sptep] = spte
         self.abstract.parents[sp][sptep] += 1
 
@@ -265,10 +286,10 @@ class RmapWorld(World):
             reachable = set()
             for label, key, sp in lists:
                 head = side.parents[sp] if key is None else side.head(key)
-                bad = pte_list_violations(side.mem, head.val)
+                bad = side.mmu.pte_list_violations(head.val)  # the side's own layout rules
                 if bad:
                     raise Discrepancy("pte_list structure", f"{name} {label}: {bad[0]}")
-                entries, descs = pte_list_decode(side.mem, head.val)
+                entries, descs = side.mmu.pte_list_decode(head.val)
                 reachable.update(d.addr for d in descs)
                 want = ab.parents[sp] if key is None else ab.rmaps[key]
                 if Counter(entries) != want:

@@ -60,11 +60,14 @@ def obligation(name, family, claim, reach, expected=PROVED):
 
 
 def load_all():
+    """Every obligation: proofs/* and those a variant module registers for its own code."""
     import proofs
+    from impl import variants
 
     for info in pkgutil.iter_modules(proofs.__path__):
         if info.name != "registry":
             importlib.import_module(f"proofs.{info.name}")
+    variants.load_all()
     return dict(sorted(REGISTRY.items()))
 
 

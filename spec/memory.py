@@ -19,15 +19,21 @@ DESC_STRIDE = 0x40       # one cache line per desc, as the kernel sizes them
 
 
 class PteListDesc:
-    """struct pte_list_desc: PTE_LIST_EXT spte pointers and `more`."""
+    """struct pte_list_desc: PTE_LIST_EXT spte pointers and `more`.
 
-    __slots__ = ("addr", "sptes", "more", "freed")
+    `extra` holds the words a later layout adds, by name (Linux 6.4's
+    spte_count and tail_count: impl/variants/rmap_tail_count.py); a fresh
+    desc is zeroed, so a name never written reads 0.
+    """
+
+    __slots__ = ("addr", "sptes", "more", "freed", "extra")
 
     def __init__(self, addr, ext):
         self.addr = addr
         self.sptes = [0] * ext
         self.more = 0  # address of the next desc, 0 for NULL
         self.freed = False
+        self.extra = {}
 
 
 class KernelMemory:

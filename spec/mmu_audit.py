@@ -44,7 +44,6 @@ from .consts import (
 )
 from .errors import KvmBug
 from .kvm_host import KvmMemorySlot
-from .pte_list import pte_list_decode
 
 LIMIT = 1  # violations to report per rule
 
@@ -114,7 +113,7 @@ def audit_rmap(mmu, present=None):
     for slot in mmu.host.memslots.values():
         for level, heads in slot.rmap.items():
             for idx, head in heads.items():
-                for sptep in pte_list_decode(mmu.mem, head.val)[0]:
+                for sptep in mmu.rmap.pte_list_decode(head.val)[0]:  # the rmap's own layout
                     have[(slot.id, level, head), sptep] += 1
     if want != have:
         (k, sptep) = sorted(set(want) ^ set(have) | {x for x in want if want[x] != have[x]},
@@ -136,7 +135,7 @@ def audit_parent_ptes(mmu, present=None):
                             f"not a live shadow page"]
                 pointing[child][sp.sptep(i)] += 1
     for sp in mmu.pages.values():
-        have = Counter(pte_list_decode(mmu.mem, sp.parent_ptes.val)[0])
+        have = Counter(mmu.rmap.pte_list_decode(sp.parent_ptes.val)[0])
         if have != pointing[sp.spt]:
             return [f"auditor: parent_ptes: {sp}: parent_ptes {sorted(hex(x) for x in have)} but "
                     f"pointed at by {sorted(hex(x) for x in pointing[sp.spt])}"]

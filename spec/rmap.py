@@ -25,7 +25,9 @@ from .consts import (
     spte_to_pfn,
 )
 from .errors import KvmBug
-from .pte_list import PteListOps, pte_list_desc_addr, pte_list_is_desc
+from .pte_list import (
+    PteListOps, pte_list_decode, pte_list_desc_addr, pte_list_is_desc, pte_list_violations,
+)
 
 
 def is_shadow_present_pte(spte):
@@ -64,6 +66,34 @@ class RmapBase(PteListOps):
         self.shadow_dirty_mask = PT_DIRTY_MASK if shadow_accessed_mask else 0
         self.pfn_accessed = set()  # kvm_set_pfn_accessed() calls, by pfn
         self.pfn_dirty = set()     # kvm_set_pfn_dirty() calls, by pfn
+
+    # -- the layout seam: what the checkers ask of a list, per layout ---------
+    # diff/rmap.py's oracles and spec/mmu_audit.py decode and judge a list
+    # through these, so a variant with another desc layout (e.g. Linux 6.4's
+    # tail count, impl/variants/rmap_tail_count.py) replaces them.
+    def pte_list_decode(self, head_val):
+        """(entries, descs) of the list whose head word is head_val; uncounted."""
+        return pte_list_decode(self.mem, head_val)
+
+    def pte_list_violations(self, head_val):
+        """Structure rules of this layout broken by the list; [] when well-formed."""
+        return pte_list_violations(self.mem, head_val)
+
+    def pte_list_add_count(self, head_val):
+        """What pte_list_add must return for the list as it stands (uncounted).
+
+        3.x: ext per full desc walked past, plus the occupied prefix of the
+        desc the add stops at, or nothing when that desc is full and a new
+        one is appended (the quirk PteListOps.pte_list_add notes).
+        """
+        entries, descs = self.pte_list_decode(head_val)
+        count = 0
+        for d in descs:
+            if d.sptes[-1] and d.more:
+                count += self.ext
+                continue
+            return count if d.sptes[-1] else count + d.sptes.index(0)
+        return len(entries)
 
     def rmap_add(self, sptep, rmapp):
         """rmap_add(): pte_list_add onto the rmap; returns its count."""
