@@ -7,7 +7,9 @@ the spte it is looking at has changed the list under the iterator and must
 restart with rmap_get_first(); the others step with rmap_get_next().
 
 pte_list_add/remove, drop_spte and the other shared pieces come from
-spec.rmap.RmapBase (see the common-mode note there).
+spec.rmap.RmapBase (see the common-mode note there).  The contracts of the
+iterator and of each walker (PEP 316, checked by CrossHair with `mmuspec
+prove --symbolic`) are in proofs/contracts.py.
 """
 
 from spec.consts import PT_ACCESSED_MASK, PT_PAGE_TABLE_LEVEL, PT_WRITABLE_MASK

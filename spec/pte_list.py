@@ -8,7 +8,10 @@ bit 0 set.  PTE_LIST_EXT is a parameter of the memory (4 up to 3.4, 3 from 3.6).
 This code is shared by spec and impl (the rmap iterator patch did not touch
 it), so it is a common-mode risk.  Its independent oracles: the abstract
 multiset model and the structure checker in diff/rmap.py, and the z3
-obligations in proofs/pte_list.py on the pure helpers below.
+obligations in proofs/pte_list.py on the pure helpers below.  Contracts of
+pte_list_add/pte_list_remove (PEP 316, checked by CrossHair with `mmuspec
+prove --symbolic`): proofs/contracts.py; for chains of any length,
+proofs/pte_list_inductive.py.
 
 The pure helpers (`pte_list_*` tag helpers, `desc_remove_slot`,
 `desc_is_packed`) take ints or z3 terms alike.
