@@ -31,12 +31,12 @@ def _one_rmap(cls, n, ext):
     return mmu, head
 
 
-def bench_walk(ext=PTE_LIST_EXT_3_6):
+def bench_walk(ext=PTE_LIST_EXT_3_6, impl_cls=Rmap):
     """A full walk (kvm_test_age_rmapp over sptes with A clear) of n entries."""
     rows = []
     for n in WALK_SIZES:
         row = {"n": n}
-        for side, cls in (("spec", SpecRmap), ("impl", Rmap)):
+        for side, cls in (("spec", SpecRmap), ("impl", impl_cls)):
             mmu, head = _one_rmap(cls, n, ext)
             times = []
             for _ in range(REPEATS if n < 4096 else 1):
@@ -65,9 +65,9 @@ def _dirty_log_world(cls, pages, ext):
     return mmu, heads
 
 
-def bench_dirty_log(pages=DIRTY_LOG_PAGES, ext=PTE_LIST_EXT_3_6):
+def bench_dirty_log(pages=DIRTY_LOG_PAGES, ext=PTE_LIST_EXT_3_6, impl_cls=Rmap):
     """GET_DIRTY_LOG: rmap_write_protect at level 1 of every dirty gfn's rmap."""
-    worlds = {side: _dirty_log_world(cls, pages, ext) for side, cls in (("spec", SpecRmap), ("impl", Rmap))}
+    worlds = {side: _dirty_log_world(cls, pages, ext) for side, cls in (("spec", SpecRmap), ("impl", impl_cls))}
     times = {"spec": [], "impl": []}
     reads = {}
     for _ in range(REPEATS):
@@ -88,9 +88,11 @@ def bench_dirty_log(pages=DIRTY_LOG_PAGES, ext=PTE_LIST_EXT_3_6):
             "impl_faster_percent": 100.0 * (spec_t - impl_t) / spec_t}
 
 
-def bench_rmap():
+def bench_rmap(impl_cls=Rmap, impl_name=None):
+    """`impl_cls`: the impl side (a variant's class for `mmuspec bench rmap --variant`)."""
     return {"bench": "rmap", "pte_list_ext": PTE_LIST_EXT_3_6, "repeats": REPEATS,
-            "walk": bench_walk(), "get_dirty_log": bench_dirty_log()}
+            "impl": impl_name or "plain impl", "walk": bench_walk(impl_cls=impl_cls),
+            "get_dirty_log": bench_dirty_log(impl_cls=impl_cls)}
 
 
 TDP_TOUCHED_BYTES = 1 << 30  # the gfn bench's TDP guest touches 1 GB
@@ -133,7 +135,8 @@ def bench_gfn(touched_bytes=TDP_TOUCHED_BYTES):
 def render(report):
     if report["bench"] == "rmap":
         lines = [f"rmap full walk (kvm_test_age_rmapp, PTE_LIST_EXT={report['pte_list_ext']}): "
-                 "slot reads are exact, times are medians of wall clock",
+                 "slot reads are exact, times are medians of wall clock; "
+                 f"impl = {report.get('impl', 'plain impl')}",
                  f"{'n':>6} {'spec reads':>11} {'impl reads':>11} {'ratio':>8} "
                  f"{'spec s':>10} {'impl s':>10} {'ratio':>8}"]
         for r in report["walk"]:
@@ -171,6 +174,12 @@ def render(report):
         return "\n".join(lines)
     if report["bench"] == "prefetch":
         return _render_prefetch(report)
+    if report["bench"] == "zap":
+        from diff.bench_zap import render as render_zap
+        return render_zap(report)
+    if report["bench"] == "tester":
+        from diff.bench_tester import render as render_tester
+        return render_tester(report)
     raise ValueError(f"no renderer for bench {report['bench']!r}")
 
 
@@ -336,3 +345,7 @@ def _render_prefetch(report):
 
 
 BENCHES = {"rmap": bench_rmap, "gfn": bench_gfn, "prefetch": bench_prefetch}
+from diff.bench_tester import bench_tester  # noqa: E402  (mmuspec bench tester: the tester's own speed)
+BENCHES["tester"] = bench_tester
+from diff.bench_zap import bench_zap  # noqa: E402  (mmuspec bench zap: work under mmu_lock)
+BENCHES["zap"] = bench_zap
