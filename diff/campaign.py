@@ -16,11 +16,11 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.stateful import get_state_machine_test, run_state_machine_as_test
 
 from impl import variants as variant_registry
 
-from . import families
+from . import exampledb, families
 from .core import BadOp, Discrepancy, minimize_ops, replay_ops
 
 EXAMPLES_PER_ROUND = 25
@@ -63,27 +63,65 @@ class CampaignResult:
     reproduced: bool | None = None
     metrics: dict = field(default_factory=dict)  # the family's measurements, summed over runs
     note: str = ""
+    database: str | None = None             # the example database spec, if any
+    stored_failures: int = 0                # examples stored under this campaign's key at its start
+    examples_to_failure: int | None = None  # machine runs up to and including the first failing one
 
     def to_dict(self):
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data):
+        """The record back from to_dict() (e.g. from a worker); unknown keys are ignored."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
 
-def hypothesis_settings(examples, steps):
+
+def hypothesis_settings(examples, steps, database=None):
+    """Settings of one round; with an example database, stored failures are replayed first."""
     return settings(
         max_examples=examples,
         stateful_step_count=steps,
         deadline=None,
-        database=None,
+        database=database,
         verbosity=Verbosity.quiet,
-        phases=(Phase.generate, Phase.shrink),
+        phases=((Phase.reuse,) if database is not None else ()) + (Phase.generate, Phase.shrink),
         report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
         print_blob=False,
     )
 
 
+class _Stats(dict):
+    """The campaign's stats dict; also notes how many machine runs it took to
+    the first failure (DiffMachine sets "first_failure" once, at that moment)."""
+
+    def __setitem__(self, key, value):
+        if key == "first_failure" and self.get(key) is None and value is not None:
+            super().__setitem__("examples_to_failure", self.get("runs", 0))
+        super().__setitem__(key, value)
+
+
+def _run_round(machine, examples, steps, db, key):
+    """One Hypothesis run of `machine`; with a database, under our key (exampledb.campaign_key).
+
+    Hypothesis would key a stateful test by a digest of the machine class,
+    which for our per-seed classes depends on the seed; `find()` in
+    Hypothesis sets `_hypothesis_internal_database_key` on its test the same
+    way.  The key's effect is tested (tests/test_distributed.py): if a
+    Hypothesis upgrade stops reading it, the replay test fails.
+    """
+    if db is None:
+        run_state_machine_as_test(machine, settings=hypothesis_settings(examples, steps))
+        return
+    test = get_state_machine_test(machine, settings=hypothesis_settings(examples, steps, db))
+    test._hypothesis_internal_database_key = key
+    test()
+
+
 def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS, mode=None,
-                 progress=None, min_examples=EXAMPLES_PER_ROUND, shrink_seconds=DEFAULT_SHRINK_SECONDS):
+                 progress=None, min_examples=EXAMPLES_PER_ROUND, shrink_seconds=DEFAULT_SHRINK_SECONDS,
+                 database=None):
     """Differential campaign; returns a CampaignResult.
 
     `family` and `variant` are names (`variant` as family:name or None for the
@@ -91,26 +129,44 @@ def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS,
     examples run whatever the budget, and a round that has started finishes.
     `progress(result)` is called after every round.  Shrinking a failure
     takes at most `shrink_seconds` in Hypothesis plus the op-level pass.
+
+    `database` is None (no example database), a directory or
+    `redis://HOST:PORT` (see diff.exampledb).  With one, every round first
+    replays the failures stored under (family, variant, mode), whatever seed
+    found them, and stores what it finds; `stored_failures` and
+    `examples_to_failure` in the record tell a replay from a fresh find.  A
+    database that fails mid-campaign raises exampledb.DatabaseError rather
+    than passing for a discrepancy.
     """
     fam = families.get(family)
     var = variant_registry.get(variant) if variant else None
-    if var is not None and not fam.accepts(var):
+    if var is not None and not fam.runs(var):
         raise variant_registry.UnknownVariant(
             f"variant {var.qualname} does not run on family {fam.name}")
     mode = mode or fam.modes[0]
     if mode not in fam.modes:
         raise ValueError(f"family {fam.name} has modes {', '.join(fam.modes)}, not {mode!r}")
     res = CampaignResult(fam.name, var.qualname if var else None, mode, seed, budget)
-    stats = {"runs": 0, "steps": 0, "rules": set(), "first_failure": None}
+    db = exampledb.open_database(database)
+    key = exampledb.campaign_key(fam.name, res.variant, mode)
+    db_errors = exampledb.errors() if db is not None else ()
+    if db is not None:
+        res.database = exampledb.normalize(database)
+        res.stored_failures = exampledb.count_stored(db, key, database)
+    stats = _Stats(runs=0, steps=0, rules=set(), first_failure=None)
     _cap_hypothesis_shrinking(shrink_seconds)
     start = time.monotonic()
     rnd = 0
     while True:
         machine = fam.machine_for(var, mode, seed=seed + rnd, stats=stats)
         try:
-            run_state_machine_as_test(machine, settings=hypothesis_settings(EXAMPLES_PER_ROUND, steps))
+            _run_round(machine, EXAMPLES_PER_ROUND, steps, db, key)
+        except db_errors as e:  # the database failed, not the code under test
+            raise exampledb.DatabaseError(
+                f"example database {database}: {str(e).splitlines()[0]}") from None
         except Exception as exc:  # the shrunk failure; Discrepancy or anything the model raised
             first = stats.get("first_failure") or time.monotonic()
+            res.examples_to_failure = stats.get("examples_to_failure")
             res.time_to_failure = first - start
             res.ops = list(machine.last_trace or [])
             res.status = "discrepancy"
@@ -144,17 +200,60 @@ def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS,
     return res
 
 
-def hunt_variant(family, variant, seed=0, budget=30.0, steps=DEFAULT_STEPS, progress=None):
-    """Run a variant's campaigns mode by mode (the family's modes in order, the
-    budget split evenly) until one catches it; returns that result, or the
-    last clean one.  A form can be wrong in one mode only (e.g. a gfn
-    derivation that fails under TDP but not under shadow paging)."""
+def hunt_variant(family, variant, seed=0, budget=30.0, steps=DEFAULT_STEPS, progress=None,
+                 database=None, shrink_seconds=DEFAULT_SHRINK_SECONDS):
+    """Hunt a variant in every mode of its family, round-robin: one round of
+    EXAMPLES_PER_ROUND examples in each mode (round r uses seed + r), then the
+    next round in each mode, until one catches it or the budget is spent
+    (every mode gets at least one round).  Returns the failing result, its
+    time to failure counted from the start of the hunt, or one clean record
+    summing every round.  A form can be wrong in one mode only (e.g. a gfn
+    derivation that fails under TDP but not under shadow paging), and
+    round-robin does not spend the budget in a mode that cannot fail first.
+    `database` as for run_campaign (each mode has its own key); with one,
+    the modes that have stored failures go first, so a known failure is
+    replayed before any search."""
     fam = families.get(family)
-    res = None
-    for mode in fam.modes:
-        res = run_campaign(family, variant, seed=seed, budget=budget / len(fam.modes),
-                           steps=steps, mode=mode, progress=progress,
-                           min_examples=EXAMPLES_PER_ROUND)
-        if res.status != "clean":
-            return res
+    modes = list(fam.modes)
+    db = exampledb.open_database(database)
+    if db is not None:
+        var_name = variant_registry.get(variant).qualname
+        stored = {m for m in modes
+                  if exampledb.count_stored(db, exampledb.campaign_key(fam.name, var_name, m),
+                                            database, limit=1)}
+        modes.sort(key=lambda m: m not in stored)  # stable: the family's order otherwise
+    start = time.monotonic()
+    total = None
+    rnd = 0
+    while True:
+        for mode in modes:
+            before = time.monotonic() - start
+            res = run_campaign(family, variant, seed=seed + rnd, budget=0.0, steps=steps,
+                               mode=mode, min_examples=EXAMPLES_PER_ROUND, database=database,
+                               shrink_seconds=shrink_seconds)
+            if res.status != "clean":
+                if res.time_to_failure is not None:
+                    res.time_to_failure += before
+                res.budget = budget
+                res.examples += total.examples if total else 0
+                res.steps += total.steps if total else 0
+                res.seconds = time.monotonic() - start
+                return res
+            if total is None:
+                total = res
+                total.mode = ",".join(modes)
+                total.budget = budget
+                total.seed = seed
+            else:
+                total.examples += res.examples
+                total.steps += res.steps
+                total.rules = sorted(set(total.rules) | set(res.rules))
+                for k, v in res.metrics.items():
+                    total.metrics[k] = total.metrics.get(k, 0) + v
+            total.seconds = time.monotonic() - start
+            if progress:
+                progress(total)
+        rnd += 1
+        if time.monotonic() - start >= budget:
+            return total
     return res

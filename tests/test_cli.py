@@ -49,6 +49,18 @@ def test_list_names_everything():
     ["bench", "nosuch"],
     ["frobnicate"],
     [],
+    ["diff", "--scheduler", "nonsense"],
+    ["zoo", "--scheduler", "tcp://host"],
+    ["check", "--scheduler", "tcp://127.0.0.1:99999"],
+    ["check", "--workers", "0"],
+    ["zoo", "--workers", "x"],
+    ["zoo", "--family", "nosuch"],
+    ["zoo", "--budget", "0"],
+    ["zoo", "--database", "http://example.invalid/db"],
+    ["diff", "--database", "redis://"],
+    ["diff", "--database", "redis://127.0.0.1:6379/notanumber"],
+    ["zoo", "--database", "somewhere", "--no-database"],
+    ["check", "--database", "/dev/null"],
 ])
 def test_bad_usage_is_one_line_and_exit_2(argv):
     code, out, err = run_process(*argv)
@@ -112,3 +124,61 @@ def test_prove_exit_codes(monkeypatch):
 def test_progress_is_plain_lines_when_piped():
     code, out, err = run_process("diff", "--family", "rmap", "--budget", "1")
     assert code == 0 and "\r" not in err
+
+
+def _closed_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: nothing listens there
+
+
+def test_unreachable_scheduler_and_redis_are_one_line_errors(tmp_path, monkeypatch, capsys):
+    from diff import jobs
+
+    monkeypatch.setattr(jobs, "CONNECT_SECONDS", 2.0)  # dask retries a refused connection until then
+    port = _closed_port()
+    code = cli.main(["zoo", "--family", "walk", "--scheduler", f"tcp://127.0.0.1:{port}",
+                     "--no-database", "--out", str(tmp_path / "zoo")], out=io.StringIO())
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"mmuspec: error: cannot connect to scheduler tcp://127.0.0.1:{port}")
+    code, out, err = run_process("diff", "--family", "rmap", "--budget", "1",
+                                 "--database", f"redis://127.0.0.1:{port}")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"mmuspec: error: cannot reach Redis at 127.0.0.1:{port}")
+
+
+def test_diff_of_several_families_runs_on_a_local_cluster(monkeypatch, capsys):
+    """No --family: a job per family on a LocalCluster (two worker processes),
+    results in family order.  Trimmed to rmap and walk to stay quick."""
+    from diff import families
+
+    every = families.load_all
+    monkeypatch.setattr(families, "load_all",
+                        lambda: {n: f for n, f in every().items() if n in ("rmap", "walk")})
+    code, out = run("diff", "--budget", "2", "--workers", "2", "--json")
+    err = capsys.readouterr().err
+    data = json.loads(out)
+    assert code == 0 and [r["family"] for r in data] == ["rmap", "walk"], err
+    assert all(r["status"] == "clean" and r["examples"] > 0 for r in data)
+    assert "Traceback" not in err and "mmuspec diff:" not in err  # --json: no progress lines
+
+
+def test_zoo_in_process_saves_and_reports(tmp_path):
+    """zoo --workers 1 runs here; the table, summary.json and saved counterexamples."""
+    out_dir = tmp_path / "run"
+    code, out, err = run_process("zoo", "--family", "walk", "--workers", "1", "--budget", "13",
+                                 "--database", str(tmp_path / "db"), "--out", str(out_dir))
+    assert code == 0, (out, err)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["zoo_kill_rate"] == "3/3" and summary["workers"] == 1
+    for e in summary["zoo"]:
+        assert e["variant"] in out and e["found"] == "search"
+        assert [os.path.dirname(p) for p in e["saved"]] == [str(out_dir / "counterexamples")] * 2
+    # Again on the same database: every failure is replayed, not searched for.
+    code, out, err = run_process("zoo", "--family", "walk", "--workers", "1", "--budget", "13",
+                                 "--database", str(tmp_path / "db"), "--out", str(tmp_path / "again"),
+                                 "--json")
+    assert code == 0 and all(e["found"] == "database" for e in json.loads(out)["zoo"])
