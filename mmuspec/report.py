@@ -672,6 +672,7 @@ def _zoo_section(s):
     zoo = s.get("zoo") or []
     out = [f'<section id="zoo"><h2>Variants (the zoo): kill rate {_e(s.get("zoo_kill_rate", "-"))}</h2>']
     found = any("found" in z for z in zoo)  # search, or a stored failure replayed (example database)
+    symbolic = any("symbolic" in z for z in zoo)  # zoo --symbolic: CrossHair contracts (bounded search)
     cells, classes = [], []
     for z in zoo:
         caught = z.get("caught")
@@ -682,11 +683,13 @@ def _zoo_section(s):
                       ("CAUGHT (a finding)" if sound else "caught") if caught
                       else "passes" if sound else "NOT CAUGHT", z.get("mode") if caught else "-",
                       z.get("oracle") or "-", _num(z.get("time_to_failure")), _num(z.get("shrink_seconds")),
-                      z.get("counterexample_ops") or "-"] + ([z.get("found") or "-"] if found else []))
+                      z.get("counterexample_ops") or "-"] + ([z.get("found") or "-"] if found else [])
+                     + ([z.get("symbolic") or "-"] if symbolic else []))
         classes.append(("bad" if sound else None) if caught else
                        ("bad" if z.get("must_catch") else None if sound else "warn"))
     out.append(_table(["variant", "runs on", "models", "must catch", "result", "mode", "oracle",
-                       "first failure s", "shrink s", "cex ops"] + (["found"] if found else []),
+                       "first failure s", "shrink s", "cex ops"] + (["found"] if found else [])
+                      + (["symbolic (bounded search)"] if symbolic else []),
                       cells, cls="zoo", row_classes=classes, numeric=(7, 8, 9)))
     if zoo:
         out.append(_img(plot_zoo(zoo), "zoo time to detect per variant",

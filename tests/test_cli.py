@@ -182,3 +182,18 @@ def test_zoo_in_process_saves_and_reports(tmp_path):
                                  "--database", str(tmp_path / "db"), "--out", str(tmp_path / "again"),
                                  "--json")
     assert code == 0 and all(e["found"] == "database" for e in json.loads(out)["zoo"])
+
+
+def test_zoo_symbolic_column_and_sound_variants(tmp_path):
+    """zoo --symbolic adds each variant's CrossHair verdict; a sound patch passes
+    and is left out of the kill rate."""
+    code, out, err = run_process("zoo", "--family", "zap", "--workers", "1", "--budget", "10",
+                                 "--no-database", "--out", str(tmp_path / "z"), "--symbolic", "2",
+                                 "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["zoo_kill_rate"] == "4/4"
+    by = {e["variant"]: e for e in summary["zoo"]}
+    assert by["zap:single-bit-gen"]["caught"] is False and by["zap:single-bit-gen"]["expected"] == "passes"
+    assert by["zap:no-root-reload"]["symbolic"].startswith("caught: ")
+    assert by["zap:single-bit-gen"]["symbolic"] == "no counterexample within the budget"
