@@ -771,10 +771,11 @@ def cmd_check(args, out):
         "plan": {"plain_chunks_per_family": chunks, "plain_chunk_budget": round(plain_share, 1),
                  "variant_budget": round(var_share, 1), "min_variant_seconds": MIN_VARIANT_SECONDS},
     }
+    summary["report"] = None if args.no_report else args.report or os.path.join(out_dir, "report.html")
     _write_json(summary["summary_path"], summary)
-    if not args.no_report:
-        summary["report"] = _write_check_report(args.report or os.path.join(out_dir, "report.html"),
-                                                summary, save_dir, log)
+    if summary["report"] and not _write_check_report(summary["report"], summary, save_dir, log):
+        summary["report"] = None
+        _write_json(summary["summary_path"], summary)
     if args.json:
         out.write(json.dumps(summary, indent=1) + "\n")
         return code
