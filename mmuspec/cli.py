@@ -541,6 +541,21 @@ def _keep_partial(out_dir, todo, got, err):
                              f"are kept: {path})")
 
 
+def _run_zoo(runner, zoo, database, out_dir, log):
+    """Run the zoo's hunts on `runner`, a progress line per result; a cluster
+    failure keeps what finished (partial.json) and is a one-line error."""
+    def on_result(i, job, data):
+        res = zoo.take(i, data)
+        log(f"[{len(zoo.results)}/{len(zoo.jobs)}] {job.variant}: "
+            + (f"caught in mode {res.mode} by {res.oracle}" if res.status == "discrepancy"
+               else "NOT caught"))
+    try:
+        runner.run(zoo.jobs, database, on_result)
+    except jobs.ClusterError as e:
+        raise _keep_partial(out_dir, zoo.jobs, {i: r.to_dict() for i, r in zoo.results.items()},
+                            e) from None
+
+
 def cmd_zoo(args, out):
     """Every variant (or a family's) hunted in parallel: caught or not, by which oracle, how fast.
 
@@ -563,16 +578,7 @@ def cmd_zoo(args, out):
         log(f"mmuspec zoo: {len(vs)} variants, {per:.1f}s of search each, {_where(runner, args)}; "
             f"example database {database or 'none'}; output {out_dir}")
 
-        def on_result(i, job, data):
-            res = zoo.take(i, data)
-            log(f"mmuspec zoo: [{len(zoo.results)}/{len(vs)}] {job.variant}: "
-                + (f"caught in mode {res.mode} by {res.oracle}" if res.status == "discrepancy"
-                   else "NOT caught"))
-        try:
-            runner.run(zoo.jobs, database, on_result)
-        except jobs.ClusterError as e:
-            raise _keep_partial(out_dir, zoo.jobs, {i: r.to_dict() for i, r in zoo.results.items()},
-                                e) from None
+        _run_zoo(runner, zoo, database, out_dir, lambda s: log("mmuspec zoo: " + s))
     entries = zoo.entries()
     if args.symbolic:
         from proofs import symbolic
@@ -691,16 +697,7 @@ def cmd_check(args, out):
         zoo = _Zoo(vs, args.seed, var_share, args.steps, save_dir)
         log(f"mmuspec check: {len(vs)} variants x {var_share:.1f}s ...")
 
-        def zoo_result(i, job, data):
-            res = zoo.take(i, data)
-            log(f"mmuspec check: [{len(zoo.results)}/{len(vs)}] {job.label}: "
-                + (f"caught in mode {res.mode} by {res.oracle}" if res.status == "discrepancy"
-                   else "NOT caught"))
-        try:
-            runner.run(zoo.jobs, database, zoo_result)
-        except jobs.ClusterError as e:
-            raise _keep_partial(out_dir, zoo.jobs, {i: r.to_dict() for i, r in zoo.results.items()},
-                                e) from None
+        _run_zoo(runner, zoo, database, out_dir, lambda s: log("mmuspec check: " + s))
         chunks = 1 if in_process else max(runner.slots, 1)
         plain_share = plain_chunk_budget(deadline - time.monotonic(), len(fams))
         plain_jobs = [jobs.Job(name, None, seed=args.seed + c * CHUNK_SEED_STRIDE, budget=plain_share,

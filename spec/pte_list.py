@@ -171,8 +171,11 @@ class PteListOps:
         raise KvmBug(f"pte_list_remove: {sptep:#x} many->BUG")
 
 
-def pte_list_decode(mem, head):
+def pte_list_decode(mem, head, desc_entries=None):
     """The list as the checkers see it: [spte, ...] and the desc chain.
+
+    `desc_entries(desc)` gives the sptes a desc holds (default: its nonzero
+    slots; a layout with per-desc counts passes its own rule).
 
     Uncounted and independent of both iterators; it raises KvmBug on a wild
     or freed desc pointer.  Returns (entries, descs).
@@ -189,7 +192,7 @@ def pte_list_decode(mem, head):
         seen.add(addr)
         desc = mem.desc(addr)
         descs.append(desc)
-        entries.extend(s for s in desc.sptes if s)
+        entries.extend(desc_entries(desc) if desc_entries else [s for s in desc.sptes if s])
         addr = desc.more
     return entries, descs
 

@@ -35,7 +35,7 @@ from spec.bits import ite, select
 from spec.consts import PTE_LIST_EXT_CHOICES
 from spec.errors import KvmBug
 from spec.pte_list import (
-    pte_list_desc_addr, pte_list_head_of_desc, pte_list_head_of_spte, pte_list_is_desc,
+    pte_list_decode, pte_list_desc_addr, pte_list_head_of_desc, pte_list_head_of_spte, pte_list_is_desc,
 )
 
 SPTE_COUNT, TAIL_COUNT = "spte_count", "tail_count"
@@ -194,21 +194,8 @@ def _pte_list_remove(self, sptep, pte_list):
 # -- the seam: decoding and judging a list of this layout ---------------------------
 def _decode(self, head_val):
     """(entries, descs): each desc contributes its first spte_count slots."""
-    if head_val == 0:
-        return [], []
-    if not pte_list_is_desc(head_val):
-        return [head_val], []
-    entries, descs, seen = [], [], set()
-    addr = pte_list_desc_addr(head_val)
-    while addr:
-        if addr in seen:
-            raise KvmBug(f"pte_list_desc chain loops at {addr:#x}")
-        seen.add(addr)
-        desc = self.mem.desc(addr)
-        descs.append(desc)
-        entries.extend(desc.sptes[:max(desc.extra.get(SPTE_COUNT, 0), 0)])
-        addr = desc.more
-    return entries, descs
+    return pte_list_decode(self.mem, head_val,
+                           lambda desc: desc.sptes[:max(desc.extra.get(SPTE_COUNT, 0), 0)])
 
 
 def _desc_rules(desc, is_head, after):
