@@ -197,3 +197,18 @@ def test_zoo_symbolic_column_and_sound_variants(tmp_path):
     assert by["zap:single-bit-gen"]["caught"] is False and by["zap:single-bit-gen"]["expected"] == "passes"
     assert by["zap:no-root-reload"]["symbolic"].startswith("caught: ")
     assert by["zap:single-bit-gen"]["symbolic"] == "no counterexample within the budget"
+
+
+def test_replay_reads_a_saved_symbolic_counterexample(tmp_path):
+    """prove --symbolic --save writes it; replay reruns it concretely: exit 1 on the
+    variant, 0 on the plain impl, 2 for a foreign file."""
+    code, out, err = run_process("prove", "--symbolic", "--variant", "zap:no-root-reload",
+                                 "--per-function", "3", "--save", str(tmp_path))
+    assert code == 1, err
+    (path,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+    assert run("replay", str(path))[0] == 1
+    assert run("replay", str(path), "--impl")[0] == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"mmuspec_symbolic_counterexample": 1, "target": "nope"}))
+    code, out, err = run_process("replay", str(bad))
+    assert code == 2 and "not a readable symbolic counterexample" in err and "Traceback" not in err
