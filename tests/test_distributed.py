@@ -21,7 +21,7 @@ import pytest
 
 from diff import campaign, exampledb, families, jobs
 from impl import variants
-from mmuspec import cli
+from mmuspec import check, cli, common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
@@ -278,7 +278,7 @@ def test_zoo_command_on_the_cluster(cluster, tmp_path, capsys):
     text = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert code == 0, text
-    assert summary["workers"] == 2 and summary["variant_budget"] >= cli.MIN_VARIANT_SECONDS
+    assert summary["workers"] == 2 and summary["variant_budget"] >= common.MIN_VARIANT_SECONDS
     assert {e["variant"] for e in summary["zoo"]} == {v.qualname for v in variants.of_family("walk")}
     for e in summary["zoo"]:
         assert e["caught"] and e["found"] == "search" and e["runs_on"] == "walk"
@@ -294,12 +294,12 @@ def test_check_on_the_cluster(cluster, shared_db, tmp_path, capsys, monkeypatch)
     is `make run`.  The shared database (stored by the zoo test, when it ran
     first) lets the variants be replayed."""
     cluster.ensure_workers(2)
-    every_family, obligations = families.load_all, cli.run_obligations
+    every_family, obligations = families.load_all, check.run_obligations
     monkeypatch.setattr(families, "load_all",
                         lambda: {n: f for n, f in every_family().items() if n in ("rmap", "walk")})
-    monkeypatch.setattr(cli, "run_obligations",
+    monkeypatch.setattr(check, "run_obligations",
                         lambda: obligations(family="rmap") + obligations(family="walk"))
-    monkeypatch.setattr(cli, "_zoo_variants", lambda family=None: sorted(
+    monkeypatch.setattr(check, "_zoo_variants", lambda family=None: sorted(
         variants.of_family("rmap")[:2] + variants.of_family("walk")[:1], key=lambda v: v.qualname))
     out = tmp_path / "check"
     code = cli.main(["check", "--scheduler", cluster.address, "--budget", "30", "--database", shared_db,
@@ -311,7 +311,7 @@ def test_check_on_the_cluster(cluster, shared_db, tmp_path, capsys, monkeypatch)
     assert all(f["status"] == "clean" and f["chunks"] == 2 and f["distinct_rules"] > 0
                for f in summary["families"])
     assert summary["workers"] == 2 and summary["out_dir"] == str(out) and summary["database"] == shared_db
-    assert summary["plan"]["variant_budget"] >= cli.MIN_VARIANT_SECONDS
+    assert summary["plan"]["variant_budget"] >= common.MIN_VARIANT_SECONDS
     assert len(summary["zoo"]) == 3 and summary["zoo_kill_rate"] == "3/3" and code == 0, summary["missed"]
     for e in summary["zoo"]:
         assert all(p.startswith(str(out / "counterexamples")) and os.path.exists(p) for p in e["saved"])

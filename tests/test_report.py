@@ -207,14 +207,14 @@ def test_report_renders_in_chromium(page, tmp_path):
 def test_check_writes_its_report(benches, tmp_path, monkeypatch):
     """cmd_check's report step: the page lands at the path it names, with the
     benches it collected; an unwritable path is a note, not a lost run."""
-    from mmuspec import cli
+    from mmuspec import check
 
     monkeypatch.setattr(report, "collect_benches", lambda *a, **k: benches)
     notes = []
-    path = cli._write_check_report(str(tmp_path / "report.html"), synthetic_summary(),
+    path = check._write_check_report(str(tmp_path / "report.html"), synthetic_summary(),
                                    str(tmp_path), notes.append)
     assert path and "<table" in (tmp_path / "report.html").read_text()
     (tmp_path / "a-file").write_text("")
-    assert cli._write_check_report(str(tmp_path / "a-file" / "r.html"),
+    assert check._write_check_report(str(tmp_path / "a-file" / "r.html"),
                                    synthetic_summary(), str(tmp_path), notes.append) is None
     assert any("report not written" in n for n in notes)
