@@ -44,7 +44,8 @@ def save(res, directory):
     """Write <stem>.json and test_<stem>.py into `directory`; returns both paths.
 
     Writes to a temporary name first, so an interrupted save never leaves a
-    truncated file behind or clobbers an earlier result.
+    truncated file behind or clobbers an earlier result.  A failed write
+    raises OSError with the path it could not write.
     """
     os.makedirs(directory, exist_ok=True)
     stem = file_stem(res)
@@ -57,10 +58,19 @@ def save(res, directory):
 
 
 def _atomic_write(path, text):
+    """Write `text` to `path` through a temporary file.  On failure (disk full,
+    folder gone) the temporary file is removed and the OSError names `path`."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise OSError(e.errno, e.strerror or str(e), path) from None
 
 
 def load(path):

@@ -7,10 +7,11 @@ import time
 
 from diff import campaign, counterexample, families, jobs
 
-from .common import (FOUND, INCONCLUSIVE, MIN_VARIANT_SECONDS, OK, _keep_partial, _logger, _run_database,
-                     _run_folder, _where, _write_json, obligation_status, print_failure, run_obligations)
-from .output import table
-from .zoo import _Zoo, _run_zoo, _zoo_variants
+from .common import (FOUND, INCONCLUSIVE, MIN_VARIANT_SECONDS, OK, UsageError, _keep_partial, _logger,
+                     _run_database, _run_folder, _where, cannot_write, error_line, obligation_status,
+                     print_failure, run_obligations, try_write_json)
+from .output import table, writable_folder
+from .zoo import _Zoo, _run_zoo, _zoo_variants, print_lost, unsaved_entries
 
 
 CHUNK_SEED_STRIDE = 10_000   # plain campaign chunks of one family run seeds this far apart
@@ -34,16 +35,20 @@ def plain_chunk_budget(remaining, n_families):
 REPORT_SECONDS = 20.0  # kept from check's budget for the report's quick benches and plots
 
 
-def _write_check_report(path, summary, save_dir, log):
+def _write_check_report(path, summary, save_dir, log, error=None):
     """The HTML report (mmuspec/report.py) with quick benches; its path, or None
-    (and a one-line note) if it could not be written: the results stay saved."""
+    (and a one-line note, to `error` if given, else to `log`) if it could not be
+    written: the results stay saved."""
     from . import report
 
     log(f"mmuspec check: report {path} ...")
     try:
         report.write_report(path, summary, report.collect_benches(), save_dir)
     except OSError as e:
-        log(f"mmuspec check: report not written: {e}")
+        if error is None:
+            log(f"mmuspec check: report not written: {e}")
+        else:
+            error(cannot_write(e, path, "the report"))
         return None
     return path
 
@@ -67,6 +72,11 @@ def run(args, out):
     database = _run_database(args)
     out_dir = _run_folder(args, "check")
     save_dir = args.save or os.path.join(out_dir, "counterexamples")
+    writable_folder(save_dir, "--save folder" if args.save else "counterexamples folder")
+    if not args.no_report and args.report:
+        if os.path.isdir(args.report):
+            raise UsageError(f"--report {args.report} is a folder: give the report's file name")
+        writable_folder(os.path.dirname(args.report) or ".", "--report folder")
     log = _logger(args.json)
     # A family that reuses another's machine and world (prefetch on mmu) has the
     # same plain campaign: run it once.
@@ -99,13 +109,16 @@ def run(args, out):
         plain_jobs = [jobs.Job(name, None, seed=args.seed + c * CHUNK_SEED_STRIDE, budget=plain_share,
                                steps=args.steps) for name in fams for c in range(chunks)]
         log(f"mmuspec check: plain impl, {len(fams)} families x {chunks} chunks x {plain_share:.0f}s ...")
-        got, saved = {}, {}
+        got, saved, unsaved = {}, {}, {}
 
         def plain_result(i, job, data):
             res = campaign.CampaignResult.from_dict(data)
             got[i] = data
             if res.status == "discrepancy" and res.ops:
-                saved[i] = list(counterexample.save(res, save_dir))
+                try:
+                    saved[i] = list(counterexample.save(res, save_dir))
+                except OSError as e:  # the folder was writable at the start: disk full, folder removed
+                    unsaved[i] = (res, cannot_write(e, save_dir))
             log(f"mmuspec check: [{len(got)}/{len(plain_jobs)}] {job.label}: "
                 + (res.status if res.status != "discrepancy" else f"DISCREPANCY [{res.oracle}]"))
         try:
@@ -123,6 +136,8 @@ def run(args, out):
         plain.append(merged)
     plain_res = [campaign.CampaignResult.from_dict(d) for d in plain]
     zoo_entries = zoo.entries()
+    plain_lost = [unsaved[i] for i in sorted(unsaved)]
+    lost = plain_lost + zoo.lost()  # counterexamples that could not be saved: printed in full
     proof_bad = [o.name for o, v in proofs if obligation_status(o, v) == "FAIL"]
     proof_unknown = [o.name for o, v in proofs if obligation_status(o, v) == "UNKNOWN"]
     missed, unexpected = zoo.missed(), zoo.unexpected()
@@ -157,6 +172,7 @@ def run(args, out):
         "save_dir": save_dir,
         "counterexamples": [p for d in plain for p in (d["saved"] or [])]
                            + [p for e in zoo_entries for p in (e["saved"] or [])],
+        "unsaved": unsaved_entries(lost),
         "database": database,
         "scheduler": args.scheduler,
         "workers": runner.slots,
@@ -165,12 +181,18 @@ def run(args, out):
                  "variant_budget": round(var_share, 1), "min_variant_seconds": MIN_VARIANT_SECONDS},
     }
     summary["report"] = None if args.no_report else args.report or os.path.join(out_dir, "report.html")
-    _write_json(summary["summary_path"], summary)
-    if summary["report"] and not _write_check_report(summary["report"], summary, save_dir, log):
+    summary_written = try_write_json(summary["summary_path"], summary, "the summary")
+    if summary["report"] and not _write_check_report(summary["report"], summary, save_dir, log,
+                                                     error=error_line):
         summary["report"] = None
-        _write_json(summary["summary_path"], summary)
+        if summary_written:
+            summary_written = try_write_json(summary["summary_path"], summary, "the summary")
+    if not summary_written:
+        summary["summary_path"] = None
     if args.json:
         out.write(json.dumps(summary, indent=1) + "\n")
+        for _, why in lost:
+            error_line(why)
         return code
     out.write("Proof obligations (proved = z3, for all inputs or the stated bound)\n")
     out.write(table(["obligation", "expected", "verdict", "seconds", "reach"],
@@ -191,12 +213,12 @@ def run(args, out):
               f"plain impl: {'clean' if not plain_bad else 'DISCREPANCY in ' + ', '.join(plain_bad)}; "
               f"zoo kill rate {caught}/{killable} must-catch; {summary['seconds']}s "
               f"{_where(runner, args)}\n")
-    out.write(f"output: {out_dir} (summary.json; counterexamples in {save_dir}); "
-              f"example database: {database or 'none'}\n")
+    out.write(f"output: {out_dir} ({'summary.json' if summary_written else 'summary.json NOT written'}; "
+              f"counterexamples in {save_dir}); example database: {database or 'none'}\n")
     if summary.get("report"):
         out.write(f"report: {summary['report']}\n")
-    for res in plain_res:
-        if res.status == "discrepancy":
+    for res in plain_res:  # those not saved are printed in full below
+        if res.status == "discrepancy" and res.family not in {r.family for r, _ in plain_lost}:
             print_failure(res, out)
     if proof_bad:
         out.write(f"obligations not as expected: {', '.join(proof_bad)}\n")
@@ -208,4 +230,7 @@ def run(args, out):
         out.write(f"must-catch variants NOT caught (a failure of the tester): {', '.join(missed)}\n")
     if unexpected:
         out.write(f"variants of sound patches CAUGHT (a finding): {', '.join(unexpected)}\n")
+    print_lost(lost, out)
+    for _, why in lost:
+        error_line(why)
     return code

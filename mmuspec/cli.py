@@ -18,8 +18,9 @@ from proofs import registry as proof_registry
 
 from . import check, zoo
 from .common import (DEFAULT_DATABASE, FOUND, INCONCLUSIVE, OK, OUT_ROOT, USAGE, UsageError, _logger,
-                     obligation_status, print_failure, run_obligations)
-from .output import Progress, table
+                     cannot_write, error_line, obligation_status, print_failure, print_unsaved,
+                     run_obligations)
+from .output import OutputError, Progress, table, writable_folder
 
 
 class Parser(argparse.ArgumentParser):
@@ -199,18 +200,24 @@ def cmd_diff(args, out):
         raise UsageError(f"family {names[0]} has modes {', '.join(families.get(names[0]).modes)}, "
                          f"not {args.mode!r}")
     database = exampledb.check(args.database)
+    if args.save:
+        writable_folder(args.save, "--save folder")  # before any campaign: a result is never lost
     kind = "hunt" if var is not None and not args.mode else "plain"  # a variant: its modes in turn
     in_process = not args.scheduler and (len(names) == 1 or args.workers == 1)
     log = _logger(args.json)
-    got = {}
+    got, unsaved = {}, {}
 
     def on_result(i, job, data):
         while progresses:
             progresses.pop().done()
         res = got[i] = campaign.CampaignResult.from_dict(data)
         if res.status == "discrepancy" and args.save:
-            paths = counterexample.save(res, args.save)
-            res.note = f"saved {paths[0]} and {paths[1]}"
+            try:
+                paths = counterexample.save(res, args.save)
+                res.note = f"saved {paths[0]} and {paths[1]}"
+            except OSError as e:  # the folder was writable at the start: disk full, folder removed
+                unsaved[i] = cannot_write(e, args.save)
+                res.note = f"NOT SAVED: {unsaved[i]}"
         if not in_process:
             log(f"mmuspec diff: [{len(got)}/{len(names)}] {job.label}: {res.status}")
 
@@ -231,13 +238,15 @@ def cmd_diff(args, out):
             while progresses:
                 progresses.pop().done()
     results = [got[i] for i in range(len(todo))]
-    if args.json:
+    if args.json:  # each result holds its ops: nothing is lost when a save failed
         out.write(json.dumps([r.to_dict() for r in results], indent=1) + "\n")
     else:
-        for res in results:
+        for i, res in enumerate(results):
             if res.status == "discrepancy":
                 print_failure(res, out)
-                if res.note:
+                if i in unsaved:
+                    print_unsaved(counterexample.to_json(res), unsaved[i], out)
+                elif res.note:
                     out.write(f"  {res.note}\n")
             else:
                 out.write(f"clean: family {res.family} ({res.variant or 'plain impl'}, mode {res.mode}): "
@@ -246,6 +255,8 @@ def cmd_diff(args, out):
                 if res.metrics:
                     out.write("  measured: " + ", ".join(f"{k} {v}" for k, v in sorted(res.metrics.items()))
                               + "\n")
+    for i in sorted(unsaved):
+        error_line(unsaved[i])
     return FOUND if any(r.status == "discrepancy" for r in results) else OK
 
 
@@ -263,21 +274,33 @@ def cmd_prove(args, out):
         if var is not None and not symbolic.select(var, args.family):
             raise UsageError(f"no symbolic targets for variants of family {var.family}")
 
+        if args.save:
+            writable_folder(args.save, "--save folder")  # before any search: a result is never lost
+
         def progress(line):
             if not args.json:
                 sys.stderr.write(f"prove --symbolic: {line}\n")
         start = time.monotonic()
         results = symbolic.run(var, args.per_function, args.jobs, args.family, progress=progress)
         wall = time.monotonic() - start
+        unsaved = []
         if args.save:
             for r in results:
                 if r.verdict == symbolic.COUNTEREXAMPLE:
-                    r.saved = list(symbolic.save(r, args.save))
-        if args.json:
+                    try:
+                        r.saved = list(symbolic.save(r, args.save))
+                    except OSError as e:  # disk full, folder removed since the check
+                        unsaved.append((r, cannot_write(e, args.save)))
+        if args.json:  # each result holds its inputs: nothing is lost when a save failed
             out.write(json.dumps(symbolic.to_json(results, args.per_function, args.jobs, wall),
                                  indent=1) + "\n")
         else:
             out.write(symbolic.render(results, args.per_function, args.jobs, wall, var))
+            for r, why in unsaved:
+                out.write(f"{r.name}:\n")
+                print_unsaved(symbolic.file_data(r), why, out)
+        for _, why in unsaved:
+            error_line(why)
         return symbolic.exit_code(results, var)
     if args.family:
         known = {o.family for o in proof_registry.load_all().values()}
@@ -428,7 +451,7 @@ def main(argv=None, out=None):
         sys.stderr.write(f"mmuspec: error: {e}\n")
         return USAGE
     except (variant_registry.UnknownVariant, families.UnknownFamily, BadOp, ValueError,
-            exampledb.DatabaseError, jobs.ClusterError) as e:
+            exampledb.DatabaseError, jobs.ClusterError, OutputError) as e:
         msg = e.args[0] if e.args else str(e)
         sys.stderr.write(f"mmuspec: error: {msg}\n")
         return USAGE

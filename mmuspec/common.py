@@ -15,6 +15,8 @@ import sys
 from diff import counterexample, exampledb, families, jobs
 from proofs import registry as proof_registry
 
+from .output import os_reason, writable_folder
+
 OK, FOUND, USAGE, INCONCLUSIVE = 0, 1, 2, 3
 MIN_VARIANT_SECONDS = 4.0  # a variant campaign shorter than this proves little when it misses
 # check and zoo write a run folder under OUT_ROOT (relative to the current
@@ -72,7 +74,8 @@ def _run_database(args):
 
 
 def _run_folder(args, kind):
-    """The run's output folder: --out, or OUT_ROOT/<kind>-<UTC time> (a new one)."""
+    """The run's output folder: --out, or OUT_ROOT/<kind>-<UTC time> (a new one);
+    created and checked writable now (OutputError, exit 2, if not)."""
     path = args.out
     if not path:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -81,11 +84,7 @@ def _run_folder(args, kind):
         while os.path.exists(path):
             n += 1
             path = f"{base}-{n}"
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create output folder {path}: {e.strerror}") from None
-    return path
+    return writable_folder(path, "--out folder" if args.out else "output folder")
 
 
 def _where(runner, args):
@@ -97,16 +96,70 @@ def _where(runner, args):
 
 
 def _write_json(path, data):
+    """Write `data` to `path` through a temporary file; a failure removes it and
+    raises OSError naming `path`."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise OSError(e.errno, e.strerror or str(e), path) from None
 
 
 def _keep_partial(out_dir, todo, got, err):
-    """A cluster failed mid-run: keep what finished in OUT/partial.json; the error says where."""
+    """A cluster failed mid-run: keep what finished in OUT/partial.json; the error says where
+    (or, if even that cannot be written, why not)."""
     path = os.path.join(out_dir, "partial.json")
-    _write_json(path, {"error": str(err), "finished": [
-        {"job": todo[i].to_dict(), "result": r} for i, r in sorted(got.items())]})
+    try:
+        _write_json(path, {"error": str(err), "finished": [
+            {"job": todo[i].to_dict(), "result": r} for i, r in sorted(got.items())]})
+    except OSError as e:
+        return jobs.ClusterError(f"{err} (the {len(got)} finished campaigns could not be kept: "
+                                 f"cannot write {path}: {os_reason(e)})")
     return jobs.ClusterError(f"{err} (the {len(got)} finished campaigns and their counterexamples "
                              f"are kept: {path})")
+
+
+# -- output that could not be written ----------------------------------------------------
+# The output folders are checked before any work (output.writable_folder); a
+# write that fails later anyway (disk full, folder removed) must not lose a
+# result: the counterexample goes to stdout in full and the failure is one
+# line on stderr.
+def error_line(message):
+    """A one-line error on stderr, whatever the output mode."""
+    sys.stderr.write(f"mmuspec: error: {message}\n")
+    sys.stderr.flush()
+
+
+def cannot_write(e, path, what="the counterexample"):
+    """One line for a failed write: what, the path (the OSError's, else `path`) and the reason."""
+    return f"cannot save {what} to {e.filename or path}: {os_reason(e)}"
+
+
+def print_unsaved(data, why, out, indent="  "):
+    """A counterexample file that could not be written, in full on `out`: why,
+    then the file's JSON from a line "{" to a line "}" (paste it into a .json
+    file for `mmuspec replay`), a key per line and a list item (an op) per line."""
+    out.write(f"{indent}NOT SAVED ({why}); the counterexample file, for `mmuspec replay FILE`:\n")
+    items = []
+    for k, v in data.items():
+        if isinstance(v, list) and v:
+            items.append(f" {json.dumps(k)}: [\n" + ",\n".join(f"  {json.dumps(x)}" for x in v) + "\n ]")
+        else:
+            items.append(f" {json.dumps(k)}: {json.dumps(v)}")
+    out.write("{\n" + ",\n".join(items) + "\n}\n")
+
+
+def try_write_json(path, data, what):
+    """_write_json, but a failure is a one-line error on stderr; True if written."""
+    try:
+        _write_json(path, data)
+    except OSError as e:
+        error_line(cannot_write(e, path, what))
+        return False
+    return True

@@ -1,7 +1,35 @@
-"""Terminal output: tables, progress (a live line on a terminal, plain lines when piped)."""
+"""Terminal output: tables, progress (a live line on a terminal, plain lines when piped),
+and the output folders a command writes (checked before any work starts)."""
 
+import os
 import sys
+import tempfile
 import time
+
+
+class OutputError(Exception):
+    """An output folder that cannot be written: the message is one line (exit 2)."""
+
+
+def os_reason(e):
+    """The one-line reason of an OSError: its strerror, else its first line."""
+    return e.strerror or (str(e).splitlines() or [type(e).__name__])[0]
+
+
+def writable_folder(path, what):
+    """Make sure the command can write into folder `path` before it starts any
+    work: create it if missing, then create and remove a probe file in it
+    (permission bits alone do not say: root ignores them, /proc refuses
+    anyway).  Returns `path`; raises OutputError naming `what` (e.g. "--save
+    folder"), the path and the reason."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".mmuspec-probe-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise OutputError(f"cannot write to {what} {path}: {os_reason(e)}") from None
+    return path
 
 
 def table(headers, rows):

@@ -9,8 +9,9 @@ from diff import campaign, counterexample, families, jobs
 from impl import variants as variant_registry
 
 from .common import (FOUND, INCONCLUSIVE, MIN_VARIANT_SECONDS, OK, UsageError, _keep_partial, _logger,
-                     _run_database, _run_folder, _where, _write_json)
-from .output import table
+                     _run_database, _run_folder, _where, cannot_write, error_line, print_failure,
+                     print_unsaved, try_write_json)
+from .output import table, writable_folder
 
 
 def _zoo_variants(family=None):
@@ -51,13 +52,23 @@ class _Zoo:
                               steps=steps, kind="hunt") for v in self.variants]
         self.results = {}  # index in self.jobs -> CampaignResult
         self.saved = {}
+        self.unsaved = {}  # index -> why its counterexample could not be saved
 
     def take(self, i, data):
-        """A finished hunt: keep it, save its counterexample."""
+        """A finished hunt: keep it, save its counterexample (a failed save is
+        kept in unsaved: the run goes on, and the end prints it in full)."""
         res = self.results[i] = campaign.CampaignResult.from_dict(data)
         if res.status == "discrepancy" and res.ops:
-            self.saved[i] = list(counterexample.save(res, self.save_dir))
+            try:
+                self.saved[i] = list(counterexample.save(res, self.save_dir))
+            except OSError as e:  # the folder was writable at the start: disk full, folder removed
+                self.unsaved[i] = cannot_write(e, self.save_dir)
         return res
+
+    def lost(self):
+        """(result, why) of each counterexample that could not be saved, by variant name."""
+        return sorted(((self.results[i], why) for i, why in self.unsaved.items()),
+                      key=lambda rw: rw[0].variant)
 
     @staticmethod
     def found(res):
@@ -110,6 +121,20 @@ class _Zoo:
                       for e in entries])
 
 
+def unsaved_entries(lost):
+    """summary.json's "unsaved": each counterexample that could not be saved, in full."""
+    return [{"variant": r.variant, "family": r.family, "error": why,
+             "counterexample": counterexample.to_json(r)} for r, why in lost]
+
+
+def print_lost(lost, out):
+    """Each counterexample that could not be saved, in full on `out` (print_failure's
+    text, then the file it would have been)."""
+    for res, why in lost:
+        print_failure(res, out)
+        print_unsaved(counterexample.to_json(res), why, out)
+
+
 def _run_zoo(runner, zoo, database, out_dir, log):
     """Run the zoo's hunts on `runner`, a progress line per result; a cluster
     failure keeps what finished (partial.json) and is a one-line error."""
@@ -139,6 +164,7 @@ def run(args, out):
     database = _run_database(args)
     out_dir = _run_folder(args, "zoo")
     save_dir = args.save or os.path.join(out_dir, "counterexamples")
+    writable_folder(save_dir, "--save folder" if args.save else "counterexamples folder")
     log = _logger(args.json)
     in_process = not args.scheduler and (len(vs) == 1 or args.workers == 1)
     with jobs.Runner(args.scheduler, args.workers, in_process=in_process) as runner:
@@ -168,14 +194,20 @@ def run(args, out):
                "summary_path": os.path.join(out_dir, "summary.json"), "save_dir": save_dir,
                "database": database, "workers": runner.slots, "scheduler": args.scheduler,
                "variant_budget": per, "zoo": entries, "zoo_kill_rate": f"{caught}/{killable}",
-               "missed": missed, "unexpectedly_caught": unexpected}
-    _write_json(summary["summary_path"], summary)
+               "missed": missed, "unexpectedly_caught": unexpected,
+               "unsaved": unsaved_entries(zoo.lost())}
+    if not try_write_json(summary["summary_path"], summary, "the summary"):
+        summary["summary_path"] = None
     if args.json:
         out.write(json.dumps(summary, indent=1) + "\n")
+        for _, why in zoo.lost():
+            error_line(why)
         return code
     out.write("Variants (the zoo; tested: sampled)\n" + _Zoo.render(entries) + "\n\n")
     out.write(f"zoo kill rate {caught}/{killable} must-catch; {per:.1f}s of search per variant; "
-              f"{summary['seconds']}s; output {out_dir} (summary.json, counterexamples in {save_dir})\n")
+              f"{summary['seconds']}s; output {out_dir} "
+              f"({'summary.json' if summary['summary_path'] else 'summary.json NOT written'}, "
+              f"counterexamples in {save_dir})\n")
     if missed and short:
         out.write(f"inconclusive: {', '.join(missed)} not caught, but each variant had only {per:.1f}s; "
                   f"rerun with --budget {int(MIN_VARIANT_SECONDS * len(vs) / runner.slots) + 1} or more\n")
@@ -183,4 +215,7 @@ def run(args, out):
         out.write(f"must-catch variants NOT caught (a failure of the tester): {', '.join(missed)}\n")
     if unexpected:
         out.write(f"variants of sound patches CAUGHT (a finding): {', '.join(unexpected)}\n")
+    print_lost(zoo.lost(), out)
+    for _, why in zoo.lost():
+        error_line(why)
     return code

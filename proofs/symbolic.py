@@ -606,22 +606,35 @@ def symbolic_verdicts_for_variant(qualname, seconds=5.0, jobs=DEFAULT_JOBS):
 
 
 # -- saving and replaying counterexamples ---------------------------------------------
-def save(result, directory):
-    """Write <stem>.json and test_<stem>.py for a counterexample; returns both paths."""
-    os.makedirs(directory, exist_ok=True)
-    who = (result.variant or "impl").replace(":", "-")
-    stem = f"symbolic-{_slug(result.name)}-{re.sub(r'[^A-Za-z0-9_.-]', '_', who)}"
+def file_data(result):
+    """The saved file's data for a counterexample (what save() writes as JSON)."""
     t = TARGETS[result.name]
-    data = {"mmuspec_symbolic_counterexample": FORMAT, "target": result.name, "kind": result.kind,
+    return {"mmuspec_symbolic_counterexample": FORMAT, "target": result.name, "kind": result.kind,
             "functions": list(t.functions), "runs": t.runs, "variant": result.variant,
             "inputs": result.inputs, "kernel_terms": result.kernel_terms,
             "violated": result.violated, "crosshair": result.message}
+
+
+def save(result, directory):
+    """Write <stem>.json and test_<stem>.py for a counterexample; returns both paths.
+    A failed write removes its temporary file and raises OSError naming the path."""
+    os.makedirs(directory, exist_ok=True)
+    who = (result.variant or "impl").replace(":", "-")
+    stem = f"symbolic-{_slug(result.name)}-{re.sub(r'[^A-Za-z0-9_.-]', '_', who)}"
+    data = file_data(result)
     json_path = os.path.join(directory, stem + ".json")
     py_path = os.path.join(directory, "test_" + stem.replace("-", "_").replace(".", "_") + ".py")
     for path, text in ((json_path, json.dumps(data, indent=1) + "\n"), (py_path, to_pytest(data))):
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
+        try:
+            with open(path + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(path + ".tmp", path)
+        except OSError as e:
+            try:
+                os.remove(path + ".tmp")
+            except OSError:
+                pass
+            raise OSError(e.errno, e.strerror or str(e), path) from None
     return json_path, py_path
 
 
