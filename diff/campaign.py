@@ -20,7 +20,7 @@ from hypothesis.stateful import get_state_machine_test, run_state_machine_as_tes
 
 from impl import variants as variant_registry
 
-from . import exampledb, families
+from . import exampledb, families, watchdog
 from .core import BadOp, Discrepancy, minimize_ops, replay_ops
 
 EXAMPLES_PER_ROUND = 25
@@ -66,6 +66,7 @@ class CampaignResult:
     database: str | None = None             # the example database spec, if any
     stored_failures: int = 0                # examples stored under this campaign's key at its start
     examples_to_failure: int | None = None  # machine runs up to and including the first failing one
+    per_mode: dict = field(default_factory=dict)  # mode -> {"examples", "steps", "seconds"}
 
     def to_dict(self):
         return asdict(self)
@@ -121,139 +122,154 @@ def _run_round(machine, examples, steps, db, key):
 
 def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS, mode=None,
                  progress=None, min_examples=EXAMPLES_PER_ROUND, shrink_seconds=DEFAULT_SHRINK_SECONDS,
-                 database=None):
+                 database=None, example_seconds=watchdog.DEFAULT_EXAMPLE_SECONDS):
     """Differential campaign; returns a CampaignResult.
 
     `family` and `variant` are names (`variant` as family:name or None for the
-    plain impl).  `budget` is seconds of generation; at least `min_examples`
-    examples run whatever the budget, and a round that has started finishes.
+    plain impl).  With `mode` None the campaign covers every mode of the
+    family, round-robin: one round of EXAMPLES_PER_ROUND examples in each
+    mode (round r uses seed + r), then the next round in each, until the
+    budget is spent and every mode had at least one round, or a round fails
+    (a form can be wrong, or a path reachable, in one mode only).  With a
+    mode, only that mode.  `per_mode` in the record gives each mode's
+    examples, steps and seconds.
+
+    `budget` is seconds of generation; at least `min_examples` examples run
+    whatever the budget, and a round that has started finishes.
     `progress(result)` is called after every round.  Shrinking a failure
     takes at most `shrink_seconds` in Hypothesis plus the op-level pass.
+    Every example runs under a watchdog (diff.watchdog): one that runs past
+    `example_seconds` ends the campaign with the oracle `livelock` (the
+    model's loops carry step bounds that report `livelock` long before).
 
     `database` is None (no example database), a directory or
     `redis://HOST:PORT` (see diff.exampledb).  With one, every round first
     replays the failures stored under (family, variant, mode), whatever seed
-    found them, and stores what it finds; `stored_failures` and
-    `examples_to_failure` in the record tell a replay from a fresh find.  A
-    database that fails mid-campaign raises exampledb.DatabaseError rather
-    than passing for a discrepancy.
+    found them, and stores what it finds, and the modes with stored failures
+    go first; `stored_failures` and `examples_to_failure` (counted in the
+    failing mode's round) tell a replay from a fresh find.  A database that
+    fails mid-campaign raises exampledb.DatabaseError rather than passing
+    for a discrepancy.
     """
     fam = families.get(family)
     var = variant_registry.get(variant) if variant else None
     if var is not None and not fam.runs(var):
         raise variant_registry.UnknownVariant(
             f"variant {var.qualname} does not run on family {fam.name}")
-    mode = mode or fam.modes[0]
-    if mode not in fam.modes:
+    if mode is not None and mode not in fam.modes:
         raise ValueError(f"family {fam.name} has modes {', '.join(fam.modes)}, not {mode!r}")
-    res = CampaignResult(fam.name, var.qualname if var else None, mode, seed, budget)
+    modes = [mode] if mode else list(fam.modes)
     db = exampledb.open_database(database)
-    key = exampledb.campaign_key(fam.name, res.variant, mode)
     db_errors = exampledb.errors() if db is not None else ()
+    keys = {m: exampledb.campaign_key(fam.name, var.qualname if var else None, m) for m in modes}
+    stored = {m: 0 for m in modes}
+    if db is not None:
+        stored = {m: exampledb.count_stored(db, keys[m], database) for m in modes}
+        modes.sort(key=lambda m: not stored[m])  # stable: the family's order otherwise
+    res = CampaignResult(fam.name, var.qualname if var else None, ",".join(modes), seed, budget)
     if db is not None:
         res.database = exampledb.normalize(database)
-        res.stored_failures = exampledb.count_stored(db, key, database)
+        res.stored_failures = sum(stored.values())
+    res.per_mode = {m: {"examples": 0, "steps": 0, "seconds": 0.0} for m in modes}
     stats = _Stats(runs=0, steps=0, rules=set(), first_failure=None)
     _cap_hypothesis_shrinking(shrink_seconds)
     start = time.monotonic()
     rnd = 0
-    while True:
-        machine = fam.machine_for(var, mode, seed=seed + rnd, stats=stats)
-        try:
-            _run_round(machine, EXAMPLES_PER_ROUND, steps, db, key)
-        except db_errors as e:  # the database failed, not the code under test
-            raise exampledb.DatabaseError(
-                f"example database {database}: {str(e).splitlines()[0]}") from None
-        except Exception as exc:  # the shrunk failure; Discrepancy or anything the model raised
-            first = stats.get("first_failure") or time.monotonic()
-            res.examples_to_failure = stats.get("examples_to_failure")
-            res.time_to_failure = first - start
-            res.ops = list(machine.last_trace or [])
-            res.status = "discrepancy"
-            try:
-                failure = replay_ops(fam.world(var, mode), res.ops)
-            except BadOp as bad:  # the machine generated an op its world rejects: a tester bug
-                failure = None
-                exc = bad
-            if failure is not None:
-                res.reproduced = True
-                res.ops, failure = minimize_ops(lambda: fam.world(var, mode), res.ops, failure)
-                res.oracle, res.message, res.failing_step = failure.oracle, failure.message, failure.step
-            else:
-                res.reproduced = False
-                res.oracle = exc.oracle if isinstance(exc, Discrepancy) else "exception"
-                res.message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            res.shrink_seconds = time.monotonic() - first
-            break
-        finally:
+    with watchdog.watching(example_seconds):
+        while True:
+            for m in modes:
+                if _one_round(fam, var, m, seed + rnd, steps, db, keys[m], db_errors, database,
+                              stats, res, start):
+                    res.stored_failures = stored[m]
+                    return res
+                if progress:
+                    progress(res)
+                done = res.seconds >= budget and stats["runs"] >= min_examples
+                if done and all(p["examples"] for p in res.per_mode.values()):
+                    return res
             rnd += 1
-            res.examples = stats["runs"]  # machine runs, shrinking replays included
-            res.steps = stats["steps"]
-            res.rules = sorted(stats["rules"])
-            res.metrics = dict(stats.get("metrics", {}))
-            res.seconds = time.monotonic() - start
-        if progress:
-            progress(res)
-        if res.seconds >= budget and rnd * EXAMPLES_PER_ROUND >= min_examples:
-            break
+
+
+def _one_round(fam, var, mode, seed, steps, db, key, db_errors, database, stats, res, start):
+    """One round of EXAMPLES_PER_ROUND examples in `mode`, its counts added to `res`.
+    True when it failed (`res` is then the failure, shrunk and replayed)."""
+    machine = fam.machine_for(var, mode, seed=seed, stats=stats)
+    before = (stats["runs"], stats["steps"], time.monotonic())
+    try:
+        _run_round(machine, EXAMPLES_PER_ROUND, steps, db, key)
+    except db_errors as e:  # the database failed, not the code under test
+        raise exampledb.DatabaseError(
+            f"example database {database}: {str(e).splitlines()[0]}") from None
+    except watchdog.WatchdogExpired:  # an example ran past the watchdog: no Hypothesis shrinking
+        _record_failure(fam, var, mode, machine, stats, res, start, before[0], None, shrink=False)
+        return True
+    except Exception as exc:  # the shrunk failure; Discrepancy or anything the model raised
+        _record_failure(fam, var, mode, machine, stats, res, start, before[0], exc)
+        return True
+    finally:
+        _count(res, mode, stats, before, start)
+    return False
+
+
+def _count(res, mode, stats, before, start):
+    runs, steps, t = before
+    pm = res.per_mode[mode]
+    pm["examples"] += stats["runs"] - runs
+    pm["steps"] += stats["steps"] - steps
+    pm["seconds"] = round(pm["seconds"] + time.monotonic() - t, 3)
+    res.examples = stats["runs"]  # machine runs, shrinking replays included
+    res.steps = stats["steps"]
+    res.rules = sorted(stats["rules"])
+    res.metrics = dict(stats.get("metrics", {}))
     res.seconds = time.monotonic() - start
-    return res
+
+
+def _record_failure(fam, var, mode, machine, stats, res, start, runs_before, exc, shrink=True):
+    """Fill `res` with the failure of `mode`'s round: its trace replayed through a
+    fresh world (under the watchdog) to confirm it and name the oracle, then
+    reduced op by op (shrink=False for a watchdog livelock, whose every
+    candidate could run until the watchdog fires: its trace is kept as run)."""
+    first = stats.get("first_failure") or time.monotonic()
+    if stats.get("examples_to_failure") is not None:
+        res.examples_to_failure = stats["examples_to_failure"] - runs_before
+    res.time_to_failure = first - start
+    res.mode = mode
+    res.ops = list(machine.last_trace or [])
+    res.status = "discrepancy"
+    try:
+        failure = replay_ops(fam.world(var, mode), res.ops)
+    except BadOp as bad:  # the machine generated an op its world rejects: a tester bug
+        failure, exc = None, bad
+    if failure is not None:
+        res.reproduced = True
+        if shrink:
+            res.ops, failure = minimize_ops(lambda: fam.world(var, mode), res.ops, failure)
+        else:
+            res.ops = res.ops[: failure.step + 1]
+        res.oracle, res.message, res.failing_step = failure.oracle, failure.message, failure.step
+    elif exc is None:
+        res.reproduced = False
+        res.oracle = "livelock"
+        res.message = "an example ran past the watchdog's limit; the replay did not"
+    else:
+        res.reproduced = False
+        res.oracle = exc.oracle if isinstance(exc, Discrepancy) else "exception"
+        res.message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    res.shrink_seconds = time.monotonic() - first
 
 
 def hunt_variant(family, variant, seed=0, budget=30.0, steps=DEFAULT_STEPS, progress=None,
                  database=None, shrink_seconds=DEFAULT_SHRINK_SECONDS):
-    """Hunt a variant in every mode of its family, round-robin: one round of
-    EXAMPLES_PER_ROUND examples in each mode (round r uses seed + r), then the
-    next round in each mode, until one catches it or the budget is spent
+    """Hunt a variant in every mode of its family, round-robin (run_campaign
+    with no mode): one round of EXAMPLES_PER_ROUND examples in each mode,
+    then the next round in each, until one catches it or the budget is spent
     (every mode gets at least one round).  Returns the failing result, its
     time to failure counted from the start of the hunt, or one clean record
     summing every round.  A form can be wrong in one mode only (e.g. a gfn
     derivation that fails under TDP but not under shadow paging), and
     round-robin does not spend the budget in a mode that cannot fail first.
-    `database` as for run_campaign (each mode has its own key); with one,
-    the modes that have stored failures go first, so a known failure is
-    replayed before any search."""
-    fam = families.get(family)
-    modes = list(fam.modes)
-    db = exampledb.open_database(database)
-    if db is not None:
-        var_name = variant_registry.get(variant).qualname
-        stored = {m for m in modes
-                  if exampledb.count_stored(db, exampledb.campaign_key(fam.name, var_name, m),
-                                            database, limit=1)}
-        modes.sort(key=lambda m: m not in stored)  # stable: the family's order otherwise
-    start = time.monotonic()
-    total = None
-    rnd = 0
-    while True:
-        for mode in modes:
-            before = time.monotonic() - start
-            res = run_campaign(family, variant, seed=seed + rnd, budget=0.0, steps=steps,
-                               mode=mode, min_examples=EXAMPLES_PER_ROUND, database=database,
-                               shrink_seconds=shrink_seconds)
-            if res.status != "clean":
-                if res.time_to_failure is not None:
-                    res.time_to_failure += before
-                res.budget = budget
-                res.examples += total.examples if total else 0
-                res.steps += total.steps if total else 0
-                res.seconds = time.monotonic() - start
-                return res
-            if total is None:
-                total = res
-                total.mode = ",".join(modes)
-                total.budget = budget
-                total.seed = seed
-            else:
-                total.examples += res.examples
-                total.steps += res.steps
-                total.rules = sorted(set(total.rules) | set(res.rules))
-                for k, v in res.metrics.items():
-                    total.metrics[k] = total.metrics.get(k, 0) + v
-            total.seconds = time.monotonic() - start
-            if progress:
-                progress(total)
-        rnd += 1
-        if time.monotonic() - start >= budget:
-            return total
-    return res
+    With a database the modes that have stored failures go first, so a
+    known failure is replayed before any search."""
+    return run_campaign(family, variant, seed=seed, budget=budget, steps=steps, progress=progress,
+                        min_examples=EXAMPLES_PER_ROUND, database=database,
+                        shrink_seconds=shrink_seconds)

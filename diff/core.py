@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from spec.errors import KvmBug
+from spec.errors import KvmBug, Livelock
+
+from . import watchdog
 
 
 class Discrepancy(Exception):
@@ -39,12 +41,17 @@ def run_sides(sides, fn_name, *args):
             out[name] = ("ok", getattr(obj, fn_name)(*args))
         except KvmBug as e:
             out[name] = ("bug", f"{type(e).__name__}: {e}")
+        except Livelock as e:
+            out[name] = ("livelock", str(e))
     return out
 
 
 def agree(outcomes, what):
     """Raise unless every side returned the same thing (or raised the same way)."""
     items = list(outcomes.items())
+    for name, res in items:
+        if res[0] == "livelock":
+            raise Discrepancy("livelock", f"{what}: {name}: {res[1]}")
     first_name, first = items[0]
     for name, res in items[1:]:
         if res != first:
@@ -110,16 +117,32 @@ def validate_ops(ops):
 
 
 def replay_ops(world, ops):
-    """Apply and check each op in turn; the first Failure, or None if clean."""
+    """Apply and check each op in turn; the first Failure, or None if clean.
+
+    Under a watchdog (diff.watchdog), the whole replay counts as one
+    example: a replay that runs past its limit is the Failure `livelock`."""
     validate_ops(ops)
-    for i, op in enumerate(ops):
-        try:
-            world.apply(op)
-            world.check()
-        except Discrepancy as d:
-            return Failure(i, d.oracle, d.message)
-        except (KeyError, TypeError, ValueError) as e:
-            raise BadOp(f"op {i} {op[0]!r}: {type(e).__name__}: {e}") from None
+    dog = watchdog.current()
+    if dog is not None:
+        dog.start_example()
+    i = 0
+    try:
+        for i, op in enumerate(ops):
+            try:
+                world.apply(op)
+                world.check()
+            except Discrepancy as d:
+                return Failure(i, d.oracle, d.message)
+            except Livelock as e:
+                return Failure(i, "livelock", str(e))
+            except (KeyError, TypeError, ValueError) as e:
+                raise BadOp(f"op {i} {op[0]!r}: {type(e).__name__}: {e}") from None
+    except watchdog.WatchdogExpired:
+        return Failure(i, "livelock", f"op {i} {ops[i][0]!r} still running after the watchdog's "
+                                      f"{dog.seconds:g} s (a loop with no step bound that did not end)")
+    finally:
+        if dog is not None:
+            dog.end_example()
     return None
 
 
@@ -169,6 +192,9 @@ class DiffMachine(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
+        dog = watchdog.current()
+        if dog is not None:
+            dog.start_example()
         self.world = type(self).world_factory()
         self.trace = []
         type(self).last_trace = self.trace
@@ -185,6 +211,9 @@ class DiffMachine(RuleBasedStateMachine):
 
     def teardown(self):
         """Add the world's measurements (World.metrics(), if any) to the campaign's."""
+        dog = watchdog.current()
+        if dog is not None:
+            dog.end_example()
         st, metrics = type(self).stats, getattr(self.world, "metrics", None)
         if st is not None and metrics is not None:
             for k, v in metrics().items():
@@ -195,9 +224,13 @@ class DiffMachine(RuleBasedStateMachine):
         self._noting_failure(self.world.check)
 
     def _noting_failure(self, fn, *args):
-        """Run fn; on the campaign's first failure, note when (time to first failure)."""
+        """Run fn; on the campaign's first failure, note when (time to first failure).
+        A Livelock (a model loop past its step bound) is the oracle `livelock`."""
         try:
-            fn(*args)
+            try:
+                fn(*args)
+            except Livelock as e:
+                raise Discrepancy("livelock", str(e)) from None
         except Exception:
             st = type(self).stats
             if st is not None and st.get("first_failure") is None:

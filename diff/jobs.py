@@ -314,11 +314,16 @@ def merge_chunks(results):
     out["rules"] = sorted(set().union(*(r["rules"] for r in results)))
     out["seconds"] = sum(r["seconds"] for r in results)
     out["wall_seconds"] = max(r["seconds"] for r in results)
-    metrics = {}
+    metrics, per_mode = {}, {}
     for r in results:
         for k, v in (r.get("metrics") or {}).items():
             metrics[k] = metrics.get(k, 0) + v
+        for m, counts in (r.get("per_mode") or {}).items():
+            into = per_mode.setdefault(m, {})
+            for k, v in counts.items():
+                into[k] = into.get(k, 0) + v
     out["metrics"] = metrics
+    out["per_mode"] = per_mode
     out["chunks"] = len(results)
     out["seeds"] = [r["seed"] for r in results]
     return out

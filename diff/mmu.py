@@ -29,18 +29,23 @@ Every op goes to all three.  After each op:
 What a clean campaign means is tested (sampled), not proved.
 """
 
+from collections import Counter
+
 from hypothesis import strategies as st
+from hypothesis import target
 from hypothesis.stateful import initialize, precondition, rule
 
 from impl.mmu import ShadowMmu as ImplShadowMmu
 from impl.walk import KvmVcpu, PagingTmpl
 from spec.consts import (
     BATCH_ZAP_PAGES, PAGE_SHIFT, PT64_NX_MASK, PT_ACCESSED_MASK, PT_DIRTY_MASK, PT_PAGE_SIZE_MASK,
-    PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK, PTE_LIST_EXT_CHOICES,
+    PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK, PTE_LIST_EXT_CHOICES, PTE_PREFETCH_NUM,
+    spte_to_pfn,
 )
-from spec.errors import KvmBug, WrongHostPage
+from spec.gfn import gfn_to_index
+from spec.errors import KvmBug, Livelock, WrongHostPage
 from spec.guest_memory import GuestMemory
-from spec.kvm_host import KvmHost, KvmMemorySlot
+from spec.kvm_host import KvmHost
 from spec.mmu import MMIO, OK, PAGE_FAULT, SHADOW, TDP, ShadowMmu as SpecShadowMmu, Vcpu
 from spec.mmu_audit import audit, probe_cpu
 from spec.prefetch import describe_slots, expected_prefetch
@@ -75,26 +80,6 @@ class Machine:
                        efer_nx, cr3)
 
 
-def set_guest_cr3(guest, cr3):
-    if isinstance(guest, ArchCpu):
-        return guest.mov_to_cr3(cr3) != GP
-    return guest.kvm_set_cr3(cr3) == 0
-
-
-def set_guest_mode(guest, mode):
-    if isinstance(guest, ArchCpu):
-        return guest.set_paging_mode(mode) != GP
-    return guest.set_paging_mode(IMPL_MODE[mode]) == 0
-
-
-def set_guest_control(guest, reg, value):
-    if isinstance(guest, ArchCpu):
-        return guest.set_control(reg, value) != GP
-    fn = {"cr0.wp": guest.kvm_set_cr0_wp, "efer.nx": guest.kvm_set_efer_nx,
-          "cr4.pse": guest.kvm_set_cr4_pse}[reg]
-    return fn(value) == 0
-
-
 def with_prefetch_probe(impl_cls):
     """impl_cls, watched: every page fault that installs a level-1 leaf (a
     non-speculative mmu_set_spte at level 1) is checked, when the fault
@@ -105,9 +90,14 @@ def with_prefetch_probe(impl_cls):
         _leaves = None
         prefetch_faults = 0    # faults whose leaf was at level 1
         prefetched = 0         # sptes their prefetch installed
+        windows_across_edge = 0  # of those, windows whose gfns reach past a memslot's edge
+        remapped = 0           # mmu_set_spte over a present leaf of another pfn
 
         def mmu_set_spte(self, sptep, pte_access, write_fault, level, gfn, pfn, speculative,
                          host_writable):
+            old = self.mem.spte_read(sptep)
+            if old & PT_PRESENT_MASK and self.is_last_spte(old, level) and spte_to_pfn(old) != pfn:
+                self.remapped += 1
             emulate = super().mmu_set_spte(sptep, pte_access, write_fault, level, gfn, pfn,
                                            speculative, host_writable)
             if self._leaves is not None and not speculative and level == 1:
@@ -138,6 +128,11 @@ def with_prefetch_probe(impl_cls):
             got.update({a: 0 for a in before if a not in now and before[a]})
             self.prefetch_faults += 1
             self.prefetched += len(got)
+            sp = self.page_header(sptep)
+            if sp.role.direct:
+                first = sp.gfn + ((sptep - sp.spt) // 8 & ~(PTE_PREFETCH_NUM - 1))
+                ends = {self.host.gfn_to_memslot(g) for g in (first, first + PTE_PREFETCH_NUM - 1)}
+                self.windows_across_edge += len(ends) > 1
             if got != want:
                 sp = self.page_header(sptep)
                 lines = describe_slots(sp, (sptep - sp.spt) // 8, want, got, show_spte)
@@ -194,8 +189,13 @@ class MmuWorld(World):
         self.dirty_reported = 0
         self.dirty_calls = 0
         self.pending_change = None  # a memslot delete/move whose zap is in its lock breaks
-        self.young_from_obsolete = 0  # age answers "young" only through obsolete pages (allowed)
         self.holds = {"spec": [], "impl": []}  # per finished zap-all: pages visited per mmu_lock hold
+        self.last_outcome = (None, None)  # the oracle's outcome of the last access
+        # How deep the run went (the machine's hypothesis.target() measures): maxima
+        # over the run of "rmap chain" and "shadow pages of one gfn", and counts.
+        self.depth = {"rmap chain": 0, "shadow pages of one gfn": 0,
+                      "large sptes under notifier ranges": 0, "prefetch windows across a slot edge": 0,
+                      "sptes remapped to another pfn": 0}
 
     # -- ops ----------------------------------------------------------------------
     def apply(self, op):
@@ -231,6 +231,8 @@ class MmuWorld(World):
                 raise Discrepancy("kernel BUG", f"{what}: {name} hit {type(e).__name__}: {e}") from None
             except WrongHostPage as e:
                 raise Discrepancy("host page", f"{what}: {name}: {e}") from None
+            except Livelock as e:
+                raise Discrepancy("livelock", f"{what}: {name}: {e}") from None
         return out
 
     def op_host_write(self, gpa, size, value):
@@ -245,16 +247,10 @@ class MmuWorld(World):
         for sid, (b, n, _, _) in self.oracle.slots.items():
             if sid == slot or not (base_gfn + npages <= b or b + n <= base_gfn):
                 raise BadOp(f"memslot {slot} overlaps memslot {sid} or reuses its id")
-        span = 1 << (9 * (host_level - 1))
-
-        def create(m):
-            host = m.mmu.host
-            host.next_pfn = (host.next_pfn + 2 * span) & ~(span - 1)
-            host.next_pfn += base_gfn & (span - 1)  # pfn and gfn agree below the large page
-            pfns = [host.alloc_pfn() for _ in range(npages)]
-            host.memslots[slot] = KvmMemorySlot(slot, base_gfn, pfns, readonly, dirty_log,
-                                                host_level)
-        self.each(f"memslot_create({slot})", create)
+        if host_level not in (1, 2, 3) or npages < 1:
+            raise BadOp(f"memslot_create({slot}): host_level 1..3 and npages >= 1")
+        self.each(f"memslot_create({slot})", lambda m: m.mmu.kvm_memslot_create(
+            slot, base_gfn, npages, readonly, dirty_log, host_level))
         self.oracle.slots[slot] = (base_gfn, npages, readonly, dirty_log)
 
     def _slot(self, slot):
@@ -292,10 +288,8 @@ class MmuWorld(World):
         elif what != "delete":
             raise BadOp(f"memslot change {what!r}: delete or move")
 
-        def begin(m):
-            m.mmu.host.memslots[slot].invalid = True
-            m.mmu.zap_all_begin()
-        self.each(f"memslot_{what}({slot}): flush begins", begin)
+        self.each(f"memslot_{what}({slot}): flush begins",
+                  lambda m: m.mmu.kvm_memslot_change_begin(slot))
         del self.oracle.slots[slot]
         self.oracle.written.pop(slot, None)
         self.pending_change = (slot, what, base_gfn, base, n, ro, dl)
@@ -317,13 +311,9 @@ class MmuWorld(World):
         def commit(m):
             name = next(k for k, v in self.sides.items() if v is m)
             mmu = m.mmu
-            while mmu.zap_all_resume():
-                pass
+            mmu.kvm_memslot_change_commit(slot, base_gfn if what == "move" else None)
             self.holds[name].append(list(mmu.mmu_lock_holds))
             check_zap_complete(mmu, name, f"memslot_{what}({slot})", base, n)
-            old = mmu.host.memslots.pop(slot)
-            if what == "move":
-                mmu.host.memslots[slot] = KvmMemorySlot(slot, base_gfn, old.pfns, ro, dl, old.host_level)
         self.each(f"memslot_{what}({slot}): flush ends", commit)
         self.pending_change = None
         if what == "move":
@@ -333,13 +323,8 @@ class MmuWorld(World):
         self._no_change_pending("memslot_dirty_log")
         base, n, ro, _ = self._slot(slot)
 
-        def flag(m):
-            s = m.mmu.host.memslots[slot]
-            s.dirty_log = on
-            s.dirty_bitmap = set()
-            if on:
-                m.mmu.kvm_mmu_slot_remove_write_access(s)
-        self.each(f"memslot_dirty_log({slot}, {on})", flag)
+        self.each(f"memslot_dirty_log({slot}, {on})",
+                  lambda m: m.mmu.kvm_memslot_set_dirty_log(slot, on))
         self.oracle.slots[slot] = (base, n, ro, on)
         self.oracle.written.pop(slot, None)
 
@@ -348,8 +333,7 @@ class MmuWorld(World):
         _, _, _, dl = self._slot(slot)
         if not dl:
             raise BadOp(f"memslot {slot} is not logging dirty pages")
-        got = self.each(f"GET_DIRTY_LOG(slot {slot})",
-                        lambda m: m.mmu.kvm_get_dirty_log(m.mmu.host.memslots[slot]))
+        got = self.each(f"GET_DIRTY_LOG(slot {slot})", lambda m: m.mmu.kvm_vm_ioctl_get_dirty_log(slot))
         written = self.oracle.written.pop(slot, set())
         for name, reported in got.items():
             missed = sorted(written - set(reported))
@@ -382,14 +366,8 @@ class MmuWorld(World):
         if vcpu not in self.oracle.cpus:
             raise BadOp(f"no vcpu {vcpu}")
 
-    def _guest_change(self, vcpu, what, spec_fn, oracle_ok):
-        def change(m):
-            v = m.mmu.vcpus[vcpu]
-            ok = spec_fn(v.guest)
-            if v.kind == SHADOW:
-                m.mmu.kvm_mmu_unload(v)  # kvm_mmu_reset_context / kvm_mmu_new_cr3
-            return ok
-        got = self.each(what, change)
+    def _guest_change(self, vcpu, what, kernel_fn, oracle_ok):
+        got = self.each(what, lambda m: kernel_fn(m.mmu, m.mmu.vcpus[vcpu]))
         if len({*got.values(), oracle_ok}) != 1:
             raise Discrepancy("guest outcome", f"{what}: spec {got['spec']}, impl {got['impl']}, "
                                                f"oracle {oracle_ok} (False: #GP)")
@@ -397,26 +375,27 @@ class MmuWorld(World):
     def op_set_cr3(self, vcpu, cr3):
         self._vcpu(vcpu)
         ok = self.oracle.cpus[vcpu].mov_to_cr3(cr3) != GP
-        self._guest_change(vcpu, f"vcpu {vcpu} mov cr3 {cr3:#x}", lambda g: set_guest_cr3(g, cr3), ok)
+        self._guest_change(vcpu, f"vcpu {vcpu} mov cr3 {cr3:#x}",
+                           lambda mmu, v: mmu.kvm_set_cr3(v, cr3), ok)
 
     def op_set_paging_mode(self, vcpu, mode):
         self._vcpu(vcpu)
         ok = self.oracle.cpus[vcpu].set_paging_mode(mode) != GP
         self._guest_change(vcpu, f"vcpu {vcpu} paging mode {mode}",
-                           lambda g: set_guest_mode(g, mode), ok)
+                           lambda mmu, v: mmu.kvm_set_paging_mode(v, mode), ok)
 
     def op_set_control(self, vcpu, reg, value):
         self._vcpu(vcpu)
         ok = self.oracle.cpus[vcpu].set_control(reg, value) != GP
         self._guest_change(vcpu, f"vcpu {vcpu} {reg}={int(value)}",
-                           lambda g: set_guest_control(g, reg, value), ok)
+                           lambda mmu, v: mmu.kvm_set_control(v, reg, value), ok)
 
     def op_access(self, vcpu, addr, kind, user, value=None, size=None):
         self._vcpu(vcpu)
         if kind not in ACCESS_KINDS:
             raise BadOp(f"access kind {kind!r}")
         what = f"vcpu {vcpu} {'user' if user else 'supervisor'} {kind} {addr:#x}"
-        want = self.oracle.access(vcpu, addr, kind, user, value, size)
+        want = self.last_outcome = self.oracle.access(vcpu, addr, kind, user, value, size)
         got = self.each(what, lambda m: m.mmu.guest_access(m.mmu.vcpus[vcpu], addr, kind, user,
                                                            value, size))
         if got["spec"] != want or got["impl"] != want:
@@ -424,70 +403,85 @@ class MmuWorld(World):
             raise Discrepancy("guest outcome", f"{what}: oracle {show(want)}, spec {show(got['spec'])}, "
                                                f"impl {show(got['impl'])}")
 
-    @staticmethod
-    def split_host_large_pages(m, s):
-        """The host splits the slot's THPs: the huge-page invalidation drops every
-        large spte of the slot first (no 4K notifier ever meets a large spte)."""
-        if s.host_level == 1:
-            return
-        for level in range(2, 4):
-            for head in list(s.rmap[level].values()):
-                m.mmu.rmap.kvm_unmap_rmapp(head)
-        s.host_level = 1
-
     def op_unmap_hva_range(self, slot, gfn, npages):
-        base, n, _, _ = self._slot(slot)
-
-        def unmap(m):
-            s = m.mmu.host.memslots[slot]
-            self.split_host_large_pages(m, s)
-            for g in range(max(gfn, s.base_gfn), min(gfn + npages, s.base_gfn + s.npages)):
-                m.mmu.kvm_unmap_gfn(g)
-            for g in range(max(gfn, s.base_gfn), min(gfn + npages, s.base_gfn + s.npages)):
-                s.pfns[g - s.base_gfn] = m.mmu.host.alloc_pfn()  # the next fault finds a new page
-        self.each(f"kvm_unmap_hva_range(slot {slot}, gfn {gfn:#x}+{npages})", unmap)
+        """The host frees the pages behind gfn..gfn+npages-1 of the slot
+        (madvise(MADV_DONTNEED)): KvmHost splits the huge pages it cuts and
+        invalidates the range; the MMU notifier (kvm_unmap_hva_range) runs."""
+        self._slot(slot)
+        if npages < 1:
+            raise BadOp("unmap_hva_range needs npages >= 1")
+        self.count_large_sptes(slot, gfn, gfn + npages)
+        self.each(f"madvise(DONTNEED) slot {slot} gfn {gfn:#x}+{npages}",
+                  lambda m: m.mmu.host.madvise_dontneed(m.mmu.host.memslots[slot], gfn, npages))
 
     def op_change_pte(self, slot, gfn):
-        """KSM merged the page: the hva now maps a new, read-only pfn."""
+        """KSM merged the page: the hva now maps a new, read-only pfn (KvmHost:
+        a THP is split first; then the change_pte notifier, kvm_set_spte_hva)."""
         base, n, _, _ = self._slot(slot)
         if not base <= gfn < base + n:
             raise BadOp(f"gfn {gfn:#x} not in memslot {slot}")
-
-        def change(m):
-            s = m.mmu.host.memslots[slot]
-            self.split_host_large_pages(m, s)  # KSM never merges inside a THP
-            pfn = m.mmu.host.alloc_pfn(writable=False)
-            m.mmu.kvm_set_spte_gfn(gfn, False, pfn)
-            s.pfns[gfn - s.base_gfn] = pfn
-        self.each(f"kvm_set_spte_hva(gfn {gfn:#x})", change)
+        self.count_large_sptes(slot, gfn, gfn + 1)
+        self.each(f"KSM merges gfn {gfn:#x}",
+                  lambda m: m.mmu.host.ksm_merge(m.mmu.host.memslots[slot], gfn))
 
     def op_age(self, slot, gfn, test_only):
+        """kvm_age_hva / kvm_test_age_hva.  The two MMUs may legitimately hold
+        different sptes for a gfn (prefetch; a zap that reclaims in batches, or
+        that reclaims more), so each side's answer is checked against its own
+        sptes of the gfn, read before the call: young exactly when one of them
+        has A set, and after a (non-test) age none has."""
         base, n, _, _ = self._slot(slot)
         if not base <= gfn < base + n:
             raise BadOp(f"gfn {gfn:#x} not in memslot {slot}")
-        stale_young = self.pending_change is not None and self.young_in_old_pages(gfn)
-        got = self.each(f"kvm_{'test_' if test_only else ''}age_hva(gfn {gfn:#x})",
-                        lambda m: m.mmu.kvm_age_gfn(gfn, test_only))
-        if got["spec"] != got["impl"]:
-            if stale_young and got["impl"] and not got["spec"]:
-                # In a zap's lock break the impl's obsolete pages still map the gfn
-                # (the spec zapped them at once): "young" from them is allowed.
-                self.young_from_obsolete += 1
-                return
-            raise Discrepancy("walker return", f"age gfn {gfn:#x}: spec {got['spec']}, impl {got['impl']}")
+        what = f"kvm_{'test_' if test_only else ''}age_hva(gfn {gfn:#x})"
+        before = {name: self.accessed_sptes(m.mmu, gfn) for name, m in self.sides.items()}
+        got = self.each(what, lambda m: m.mmu.kvm_age_hva(m.mmu.host.memslots[slot], gfn, test_only))
+        for name, m in self.sides.items():
+            if bool(got[name]) != bool(before[name]):
+                raise Discrepancy("walker return", (
+                    f"{what} on {name} returned {got[name]}, but its sptes of the gfn with A set "
+                    f"were {[hex(x) for x in before[name]]}"))
+            left = self.accessed_sptes(m.mmu, gfn)
+            if not test_only and left:
+                raise Discrepancy("walker return", f"{what} on {name} left A set in sptes "
+                                                   f"{[hex(x) for x in left]}")
 
-    def young_in_old_pages(self, gfn):
-        """The impl maps `gfn` with A set from a page created before the zap in
-        progress (its lock breaks leave such pages until their batch)."""
-        mmu = self.sides["impl"].mmu
+    @staticmethod
+    def accessed_sptes(mmu, gfn):
+        """The sptes in `gfn`'s rmaps (every level) with A set, read without counting."""
         slot = mmu.host.gfn_to_memslot(gfn)
+        out = []
         for level in range(1, 4):
-            entries, _ = mmu.rmap.pte_list_decode(slot.rmap_head(gfn, level).val)
-            for sptep in entries:
-                if (mmu.page_header(sptep).epoch != mmu.zap_epoch
-                        and mmu.mem.spte_read(sptep) & PT_ACCESSED_MASK):
-                    return True
-        return False
+            head = slot.rmap[level].get(gfn_to_index(gfn, slot.base_gfn, level))
+            for sptep in mmu.rmap.pte_list_decode(head.val)[0] if head is not None else ():
+                if mmu.mem.spte_read(sptep) & PT_ACCESSED_MASK:
+                    out.append(sptep)
+        return out
+
+    def count_large_sptes(self, slot, lo, hi):
+        """depth: the impl's large sptes whose frame meets a notifier's range."""
+        mmu = self.sides["impl"].mmu
+        s = mmu.host.memslots[slot]
+        lo, hi = max(lo, s.base_gfn), min(hi, s.base_gfn + s.npages)
+        if lo < hi:
+            for level in (2, 3):
+                heads = s.rmap[level]
+                for idx in range(gfn_to_index(lo, s.base_gfn, level), gfn_to_index(hi - 1, s.base_gfn, level) + 1):
+                    if idx in heads:
+                        self.depth["large sptes under notifier ranges"] += \
+                            len(mmu.rmap.pte_list_decode(heads[idx].val)[0])
+
+    def measure_depth(self):
+        """depth: the longest rmap chain and the most shadow pages of one gfn (impl),
+        and the probe's counts."""
+        mmu, d = self.sides["impl"].mmu, self.depth
+        longest = max((len(mmu.rmap.pte_list_decode(h.val)[0]) for s in mmu.host.memslots.values()
+                       for heads in s.rmap.values() for h in heads.values() if h.val & 1), default=0)
+        d["rmap chain"] = max(d["rmap chain"], longest)
+        per_gfn = Counter(sp.gfn for sp in mmu.pages.values() if not sp.role.direct)
+        d["shadow pages of one gfn"] = max(d["shadow pages of one gfn"], max(per_gfn.values(), default=0))
+        d["prefetch windows across a slot edge"] = getattr(mmu, "windows_across_edge", 0)
+        d["sptes remapped to another pfn"] = getattr(mmu, "remapped", 0)
 
     def metrics(self):
         """Summed over runs: zap-all work under mmu_lock (pages visited; the spec
@@ -499,11 +493,11 @@ class MmuWorld(World):
                 "zap pages visited under mmu_lock (spec)": sum(zaps["spec"]),
                 "zap pages visited under mmu_lock (impl)": sum(zaps["impl"]),
                 "zap mmu_lock holds (impl)": len(zaps["impl"]),
-                "age young only via obsolete pages (in a lock break)": self.young_from_obsolete,
                 "dirty log calls": self.dirty_calls, "dirty gfns reported": self.dirty_reported,
                 "dirty gfns reported but not written": self.extra_dirty,
                 "level-1 faults": getattr(impl, "prefetch_faults", 0),
-                "prefetched sptes": getattr(impl, "prefetched", 0)}
+                "prefetched sptes": getattr(impl, "prefetched", 0),
+                **{f"depth: {k}": v for k, v in self.depth.items()}}
 
     # -- oracles ------------------------------------------------------------------
     def check(self):
@@ -525,10 +519,13 @@ class MmuWorld(World):
                 raise Discrepancy(f"auditor: {rule}", f"{name}: {msg}")
         check_variant_invariants(self.sides["impl"].mmu)
         check_variant_invariants(self.sides["impl"].mmu.rmap)
+        self.measure_depth()
 
     def check_derived_gfns(self):
         """Pair each impl direct page with the spec page created at the same step
-        (same serial and role) and compare gfns entry by entry."""
+        (same serial, role and sp->gfn) and compare gfns entry by entry.  A wrong
+        sp->gfn itself is the auditor's cache rule's to see (the TDP identity,
+        and the guest walk under shadow paging)."""
         spec, impl = self.sides["spec"].mmu, self.sides["impl"].mmu
         twins = {}
         for sp in impl.pages.values():
@@ -541,8 +538,9 @@ class MmuWorld(World):
                 continue
             ssp = spec.pages[sptep & ~0xFFF]
             isp = twins.get(ssp.serial)
-            if isp is None or isp.role != ssp.role or not spec.is_last_spte(spte, ssp.role.level):
-                continue
+            if isp is None or (isp.role, isp.gfn) != (ssp.role, ssp.gfn) \
+                    or not spec.is_last_spte(spte, ssp.role.level):
+                continue  # not the same page (a form that reuses pages creates fewer)
             i = (sptep - ssp.spt) // 8
             d, stored = impl.kvm_mmu_page_get_gfn(isp, i), ssp.gfns[i]
             if d != stored:
@@ -597,19 +595,49 @@ TABLE_GFNS = tuple(range(0x10, 0x20))   # where guest tables live (identity mapp
 DATA_GFNS_LOW = (0, 0x800)               # gfns data entries point at (some beyond the slots)
 DATA_GFNS_HIGH = (0x40200, 0x40400)      # the second GB's slot: pages under a non-first 2MB frame
 HIGH_SLOT_BASES = (0x40200, 0x40600)
+EDGE_SLOT_BASE = 0x500                   # the setup's slot with unaligned edges, in 0x501..0x53f
 HIGH_GVA = (1 << 30) | (2 << 20)        # a 64-bit guest maps it to gfn 0x40200 with a 2MB page
+
+
+def swarm(group):
+    """Swarm testing (Groce et al., ISSTA 2012): each example enables a random
+    subset of the rule groups (drawn at setup), so a run of 100 steps goes
+    deep in a few features instead of wide in all.  A rule of `group` runs
+    only in the examples that enable it."""
+    return precondition(lambda self: group in self.swarm)
+
+
+def not_changing(self):
+    """Ops that take slots_lock wait while a memslot change is in its lock breaks."""
+    return self.world.pending_change is None
 
 
 class MmuMachine(DiffMachine):
     """VMs with vCPUs, guest page-table edits (as guest stores), accesses and host operations."""
 
     zap_batches = (BATCH_ZAP_PAGES,)  # the zap family draws smaller lock-break batches too
+    # Rule groups swarm testing turns on and off per example (access and edit_pte always run).
+    SWARM_GROUPS = ("pte_run", "cr3", "control", "vcpus", "memslots", "dirty_log", "host_mm", "remap")
 
     def change_pending(self):
         return self.world.pending_change is not None
 
+    def draw_swarm(self, data):
+        return {g for g in self.SWARM_GROUPS if data.draw(st.booleans(), label=f"swarm {g}")}
+
+    def teardown(self):
+        """Steer the search (hypothesis.target) toward deep states: long rmap
+        chains, many shadow pages of one gfn, large sptes under notifier
+        ranges, prefetch windows that cross a slot's edge, sptes remapped to
+        another pfn (World.depth: maxima and counts over the run)."""
+        for label, value in sorted(self.world.depth.items()):
+            target(float(value), label=label)
+        super().teardown()
+
     @initialize(data=st.data())
     def setup(self, data):
+        self.swarm = self.draw_swarm(data)
+        self.touched = []  # gfns the guest's accesses completed on (the host ops pick from them)
         mode = self.world.mode
         # mixed: each example is a TDP VM or a shadow VM (a VM is one or the other),
         # and a shadow VM gains vCPUs of the other guest modes as it runs.
@@ -627,6 +655,12 @@ class MmuMachine(DiffMachine):
         self.emit(["memslot_create", {"slot": 1, "base_gfn": HIGH_SLOT_BASES[0], "npages": 0x200,
                                       "readonly": False, "dirty_log": False,
                                       "host_level": data.draw(st.sampled_from([1, 2]))}])
+        # A third slot whose edges are off the 8-aligned prefetch windows (and off
+        # large frames): windows that cross a memslot's edge are routine.
+        skew, trim = data.draw(st.integers(1, 7)), data.draw(st.integers(1, 7))
+        self.emit(["memslot_create", {"slot": 2, "base_gfn": EDGE_SLOT_BASE + skew,
+                                      "npages": 0x40 - skew - trim, "readonly": False,
+                                      "dirty_log": False, "host_level": 1}])
         self.gmode = PAGING_64 if vmode == "tdp" else GUEST_MODE[vmode]
         self.size = 4 if self.gmode == PAGING_32 else 8
         # Identity-map gva 0..2MB (4MB for 32-bit) with writable user pages so the guest
@@ -695,7 +729,8 @@ class MmuMachine(DiffMachine):
         return PAGE_SHIFT + bits * (level - 1)
 
     @rule(pick=st.integers(0, 1 << 16), index=st.integers(0, 1023), dest=st.integers(0, 1 << 16),
-          flags=st.sets(st.sampled_from(["W", "U", "A", "D", "PS", "NX", "notP", "table", "high"])),
+          flags=st.sets(st.sampled_from(["W", "U", "A", "D", "PS", "NX", "notP", "table", "high",
+                                         "edge"])),
           user=st.booleans(), then=st.lists(st.tuples(st.sampled_from(ACCESS_KINDS), st.booleans(),
                                                        st.booleans()), max_size=2))
     def edit_pte(self, pick, index, dest, flags, user, then):
@@ -719,6 +754,8 @@ class MmuMachine(DiffMachine):
             pool = DATA_GFNS_HIGH if "high" in flags else DATA_GFNS_LOW
             dest = pool[0] + (dest * span) % (pool[1] - pool[0])
             dest &= ~(span - 1)
+            if "edge" in flags and span == 1:  # a page by a memslot's edge: windows cross it
+                dest = self.near_slot_edge(dest)
         v = self.entry(dest, 0 if "notP" in flags else PT_PRESENT_MASK)
         for f, m in (("W", PT_WRITABLE_MASK), ("U", PT_USER_MASK), ("A", PT_ACCESSED_MASK),
                      ("D", PT_DIRTY_MASK)):
@@ -735,13 +772,13 @@ class MmuMachine(DiffMachine):
         if large or level > 1:
             self.addrs.append(gva | (1 << (shift - 1)))  # the upper half of a large page
         for kind, upper, as_user in then:  # use the new entry at once
-            self.emit(["access", {"vcpu": self.vcpus[pick % len(self.vcpus)],
-                                  "addr": self.addrs[-1] if upper else gva, "kind": kind,
-                                  "user": as_user}])
+            self.emit_access(self.vcpus[pick % len(self.vcpus)], self.addrs[-1] if upper else gva,
+                             kind, as_user)
 
+    @swarm("pte_run")
     @rule(pick=st.integers(0, 1 << 16), index=st.integers(0, 1023), dest=st.integers(0, 1 << 16),
           count=st.integers(2, 8), flags=st.sets(st.sampled_from(["W", "D", "U", "noA", "noslot",
-                                                                    "alias"])),
+                                                                    "alias", "edge"])),
           kind=st.sampled_from(ACCESS_KINDS))
     def edit_pte_run(self, pick, index, dest, count, flags, kind):
         """Guest stores of `count` neighbouring ptes of a level-1 table (consecutive
@@ -762,6 +799,8 @@ class MmuMachine(DiffMachine):
         slots = sorted(self.world.oracle.slots.values())
         if "noslot" in flags:   # past every memslot: MMIO for the fault, a stop for prefetch
             dest = max(b + n for b, n, _, _ in slots) + dest % 16
+        elif "edge" in flags:   # ending by a memslot's edge: its windows cross it
+            dest = max(self.near_slot_edge(dest) - count + 1, 0)
         else:                   # inside a memslot (read-only, dirty-logged, ...); the run may
             base_gfn, npages, _, _ = slots[dest % len(slots)]   # pass its end
             dest = base_gfn + (dest >> 4) % npages
@@ -779,8 +818,14 @@ class MmuMachine(DiffMachine):
         gva = base | (index << PAGE_SHIFT)
         self.addrs.append(gva)
         for k in range(count if alias else 1):
-            self.emit(["access", {"vcpu": vcpu, "addr": gva + (k << PAGE_SHIFT), "kind": kind,
-                                  "user": "U" in flags}])
+            self.emit_access(vcpu, gva + (k << PAGE_SHIFT), kind, "U" in flags)
+
+    def near_slot_edge(self, pick):
+        """A gfn within 8 of a memslot's first or last page (inside or just outside)."""
+        edges = sorted({e for b, n, _, _ in self.world.oracle.slots.values() for e in (b, b + n)})
+        edges = [e for e in edges if e % PTE_PREFETCH_NUM] or edges  # inside a window, if any
+        edge = edges[pick % len(edges)]
+        return max(edge + (pick >> 3) % 16 - 8, 0)
 
     def large_levels(self):
         return (2,) if self.gmode != PAGING_64 else (2, 3)
@@ -789,9 +834,15 @@ class MmuMachine(DiffMachine):
           user=st.booleans(), vpick=st.integers(0, 3))
     def access(self, pick, off, kind, user, vpick):
         addr = (self.addrs[pick % len(self.addrs)] & ~0xFFF) | (off & ~7)
-        self.emit(["access", {"vcpu": self.vcpus[vpick % len(self.vcpus)], "addr": addr,
-                              "kind": kind, "user": user}])
+        self.emit_access(self.vcpus[vpick % len(self.vcpus)], addr, kind, user)
 
+    def emit_access(self, vcpu, addr, kind, user):
+        self.emit(["access", {"vcpu": vcpu, "addr": addr, "kind": kind, "user": user}])
+        status, gfn = self.world.last_outcome
+        if status == OK and gfn not in self.touched[-16:]:
+            self.touched.append(gfn)
+
+    @swarm("cr3")
     @rule(pick=st.integers(0, 1 << 16), vpick=st.integers(0, 3), anywhere=st.booleans())
     def set_cr3(self, pick, vpick, anywhere):
         """Reload CR3: the root again (a root switch), or any table (a guest bug)."""
@@ -799,6 +850,7 @@ class MmuMachine(DiffMachine):
         self.emit(["set_cr3", {"vcpu": self.vcpus[vpick % len(self.vcpus)],
                                "cr3": cr3 << PAGE_SHIFT}])
 
+    @swarm("control")
     @rule(reg=st.sampled_from(["cr0.wp", "efer.nx", "cr4.pse"]), value=st.booleans(),
           vpick=st.integers(0, 3))
     def set_control(self, reg, value, vpick):
@@ -811,6 +863,7 @@ class MmuMachine(DiffMachine):
             return
         self.emit(["set_control", {"vcpu": vcpu, "reg": reg, "value": value}])
 
+    @swarm("vcpus")
     @precondition(lambda self: self.world.mode == "mixed" and self.vmode != "tdp"
                   and len(self.vcpus) < 3)
     @rule(mode=st.sampled_from(["shadow32", "shadowpae", "shadow64"]), pick=st.integers(0, 1 << 16))
@@ -820,12 +873,15 @@ class MmuMachine(DiffMachine):
         self.emit(["vcpu_create", {"vcpu": self.vcpus[-1], "mode": mode, "cr3": 0,
                                    "cr0_wp": True, "cr4_pse": True, "efer_nx": True}])
 
-    @rule(base=st.sampled_from([0x400, 0x480, 0x600, *HIGH_SLOT_BASES]),
-          npages=st.sampled_from([0x40, 0x200]),
+    @swarm("memslots")
+    @precondition(not_changing)
+    @rule(base=st.sampled_from([0x400, 0x480, 0x600, *HIGH_SLOT_BASES]), skew=st.integers(0, 15),
+          npages=st.sampled_from([0x40, 0x200]), trim=st.integers(0, 15),
           readonly=st.booleans(), dirty_log=st.booleans(), host_level=st.sampled_from([1, 2]))
-    def memslot_create(self, base, npages, readonly, dirty_log, host_level):
-        if self.change_pending():
-            return
+    def memslot_create(self, base, skew, npages, trim, readonly, dirty_log, host_level):
+        """A new memslot; `skew` and `trim` move its edges off the 8-aligned
+        prefetch windows (and off large frames)."""
+        base, npages = base + skew, npages - trim
         slots = self.world.oracle.slots
         sid = max(slots) + 1
         if any(not (base + npages <= b or b + n <= base) for b, n, _, _ in slots.values()):
@@ -837,11 +893,12 @@ class MmuMachine(DiffMachine):
     def other_slots(self):
         return sorted(s for s in self.world.oracle.slots if s != 0)
 
+    @swarm("memslots")
+    @precondition(not_changing)
     @rule(pick=st.integers(0, 1 << 16), what=st.sampled_from(["delete", "move"]),
-          base=st.sampled_from([0x700, 0x800]))
-    def memslot_change(self, pick, what, base):
-        if self.change_pending():
-            return
+          base=st.sampled_from([0x700, 0x800]), skew=st.integers(0, 15))
+    def memslot_change(self, pick, what, base, skew):
+        base += skew
         slots = self.other_slots()
         if not slots:
             return
@@ -855,25 +912,29 @@ class MmuMachine(DiffMachine):
                 return
             self.emit(["memslot_move", {"slot": sid, "base_gfn": base}])
 
+    @swarm("dirty_log")
+    @precondition(not_changing)
     @rule(sid=st.integers(0, 3), on=st.booleans())
     def dirty_log(self, sid, on):
-        if self.change_pending():
-            return
         slots = sorted(self.world.oracle.slots)
         self.emit(["memslot_dirty_log", {"slot": slots[sid % len(slots)], "on": on}])
 
+    @swarm("dirty_log")
+    @precondition(not_changing)
     @rule(sid=st.integers(0, 3))
     def get_dirty_log(self, sid):
-        if self.change_pending():
-            return
         logging = sorted(s for s, v in self.world.oracle.slots.items() if v[3])
         if logging:
             self.emit(["get_dirty_log", {"slot": logging[sid % len(logging)]}])
 
-    @rule(gfn=st.integers(0, 0x7FF), npages=st.integers(1, 16),
+    @swarm("host_mm")
+    @rule(gfn=st.integers(0, 0x7FF), pick=st.integers(0, 1 << 16), npages=st.integers(1, 16),
           what=st.sampled_from(["unmap", "change_pte", "age", "test_age"]))
-    def host_mm(self, gfn, npages, what):
-        slot = next((s for s, (b, n, _, _) in self.world.oracle.slots.items() if b <= gfn < b + n), None)
+    def host_mm(self, gfn, pick, npages, what):
+        """The host's mm on the pages behind a slot; mostly a gfn the guest has used."""
+        if self.touched and pick % 4:
+            gfn = self.touched[pick % len(self.touched)]
+        slot = self.world.oracle.slot_of(gfn)
         if slot is None:
             return
         if what == "unmap":
@@ -882,6 +943,25 @@ class MmuMachine(DiffMachine):
             self.emit(["change_pte", {"slot": slot, "gfn": gfn}])
         else:
             self.emit(["age", {"slot": slot, "gfn": gfn, "test_only": what == "test_age"}])
+
+    @swarm("remap")
+    @rule(pick=st.integers(0, 1 << 16), how=st.sampled_from(["change_pte", "unmap"]),
+          kind=st.sampled_from(ACCESS_KINDS), vpick=st.integers(0, 3))
+    def remap(self, pick, how, kind, vpick):
+        """A gfn the guest mapped goes to another host page (KSM merge or a host
+        unmap), then the guest uses it again: the refault maps the new pfn."""
+        if not self.touched:
+            return
+        gfn = self.touched[pick % len(self.touched)]
+        slot = self.world.oracle.slot_of(gfn)
+        if slot is None:
+            return
+        if how == "change_pte":
+            self.emit(["change_pte", {"slot": slot, "gfn": gfn}])
+        else:
+            self.emit(["unmap_hva_range", {"slot": slot, "gfn": gfn, "npages": 1}])
+        gva = next((a for a in reversed(self.addrs) if a >> PAGE_SHIFT == gfn), gfn << PAGE_SHIFT)
+        self.emit_access(self.vcpus[vpick % len(self.vcpus)], gva, kind, False)
 
 
 FAMILY = Family(

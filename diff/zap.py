@@ -37,13 +37,15 @@ from hypothesis.stateful import precondition, rule
 from spec.consts import BATCH_ZAP_PAGES, PAGE_SHIFT
 
 from .families import Family
-from .mmu import MODES, TABLE_GFNS, MmuMachine, make_world
+from .mmu import MODES, TABLE_GFNS, MmuMachine, make_world, swarm
 from impl.mmu import ShadowMmu as ImplShadowMmu
 
 
 class ZapMachine(MmuMachine):
     zap_batches = (1, 2, 3, BATCH_ZAP_PAGES)
+    SWARM_GROUPS = MmuMachine.SWARM_GROUPS + ("zap",)
 
+    @swarm("zap")
     @precondition(lambda self: not self.change_pending())
     @rule(pick=st.integers(0, 1 << 16), what=st.sampled_from(["delete", "move"]),
           base=st.sampled_from([0x700, 0x800]))
@@ -71,6 +73,7 @@ class ZapMachine(MmuMachine):
     def memslot_change_commit(self):
         self.emit(["memslot_change_commit", {}])
 
+    @swarm("vcpus")
     @precondition(lambda self: self.vmode == "tdp" and len(self.vcpus) < 3)
     @rule()
     def tdp_vcpu_create(self):

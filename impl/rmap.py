@@ -73,7 +73,9 @@ class Rmap(RmapBase):
         it = RmapIterator()
         write_protected = False
         sptep = self.rmap_get_first(rmapp.val, it)
+        walk = self.walk_bound("rmap_write_protect")
         while sptep:
+            walk.step()
             val = self.check_present(sptep, "rmap_write_protect")
             if not is_writable_pte(val):
                 sptep = self.rmap_get_next(it)
@@ -94,7 +96,9 @@ class Rmap(RmapBase):
         it = RmapIterator()
         need_flush = False
         sptep = self.rmap_get_first(rmapp.val, it)
+        walk = self.walk_bound("kvm_unmap_rmapp")
         while sptep:
+            walk.step()
             self.check_present(sptep, "kvm_unmap_rmapp")
             self.drop_spte(sptep)
             need_flush = True
@@ -106,7 +110,9 @@ class Rmap(RmapBase):
         it = RmapIterator()
         need_flush = False
         sptep = self.rmap_get_first(rmapp.val, it)
+        walk = self.walk_bound("kvm_set_pte_rmapp")
         while sptep:
+            walk.step()
             val = self.check_present(sptep, "kvm_set_pte_rmapp")
             need_flush = True
             if host_writable:
@@ -126,7 +132,9 @@ class Rmap(RmapBase):
         it = RmapIterator()
         young = False
         sptep = self.rmap_get_first(rmapp.val, it)
+        walk = self.walk_bound("kvm_age_rmapp")
         while sptep:
+            walk.step()
             val = self.check_present(sptep, "kvm_age_rmapp")
             if val & PT_ACCESSED_MASK:
                 young = True
@@ -140,7 +148,9 @@ class Rmap(RmapBase):
             return False
         it = RmapIterator()
         sptep = self.rmap_get_first(rmapp.val, it)
+        walk = self.walk_bound("kvm_test_age_rmapp")
         while sptep:
+            walk.step()
             val = self.check_present(sptep, "kvm_test_age_rmapp")
             if val & PT_ACCESSED_MASK:
                 return True
@@ -151,6 +161,8 @@ class Rmap(RmapBase):
         """kvm_mmu_unlink_parents(): drop parents until rmap_get_first is empty."""
         it = RmapIterator()
         sptep = self.rmap_get_first(parent_ptes.val, it)
+        walk = self.walk_bound("kvm_mmu_unlink_parents")
         while sptep:
+            walk.step()
             self.drop_parent_pte(parent_ptes, sptep)
             sptep = self.after_drop(parent_ptes, it)

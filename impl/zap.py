@@ -28,6 +28,7 @@ bit-vectors.
 
 from spec.bits import ite
 from spec.consts import BATCH_ZAP_PAGES
+from spec.termination import LoopBound
 
 
 def mmu_valid_gen_next(gen, bits):
@@ -52,6 +53,7 @@ def is_obsolete_gen_or_invalid(sp_gen, sp_invalid, kvm_gen):
 class GenerationZap:
     """The 3.11 zap, mixed into impl.mmu.ShadowMmu ahead of the spec class."""
 
+    has_generation = True              # False: a form without mmu_valid_gen (5.1-5.2)
     mmu_valid_gen_bits = None          # None: unbounded (3.11's unsigned long)
     zap_batch_pages = BATCH_ZAP_PAGES  # the diff machine may draw smaller batches
     mmu_valid_gen_next = staticmethod(mmu_valid_gen_next)
@@ -62,6 +64,7 @@ class GenerationZap:
         self.mmu_valid_gen = 0         # kvm->arch.mmu_valid_gen
         self.zapped_obsolete_pages = []
         self._zap = None               # the kvm_zap_obsolete_pages walk, paused at a lock break
+        self._zap_holds = None         # LoopBound on the zap's mmu_lock holds
 
     def on_new_page(self, sp):
         """kvm_mmu_get_page(): sp->mmu_valid_gen = kvm->arch.mmu_valid_gen."""
@@ -78,8 +81,20 @@ class GenerationZap:
 
     # -- kvm_mmu_invalidate_zap_all_pages -----------------------------------------
     def zap_all_begin(self):
-        """kvm_mmu_invalidate_zap_all_pages(): bump, reload, then zap up to the first lock break."""
+        """kvm_mmu_invalidate_zap_all_pages(): bump, reload, then zap up to the first lock break.
+
+        Termination: after the bump every page on the list is obsolete and
+        every page created later is current, so the walk, which stops at the
+        first current page, has at most the pages of this moment to zap, a
+        batch per mmu_lock hold.  More holds than that (plus one to find the
+        list done, and one to spare) means the walk is zapping pages created
+        during its own lock breaks, the livelock 002c5f73c508 fixed: the
+        bound is counted in zap_all_resume(), which every form shares."""
         self.mmu_lock_holds = [0]
+        self._zap_holds = LoopBound(
+            "kvm_mmu_invalidate_zap_all_pages: mmu_lock holds of one zap (the walk keeps finding "
+            "pages created in its own lock breaks)",
+            len(self.active_mmu_pages) // self.zap_batch_pages + 2)
         self.mmu_valid_gen = self.mmu_valid_gen_next(self.mmu_valid_gen, self.mmu_valid_gen_bits)
         self.zap_epoch += 1
         self.zap_reload_remote_mmus()
@@ -90,9 +105,13 @@ class GenerationZap:
         """The bump's kvm_reload_remote_mmus(): every vCPU drops its (now obsolete) roots."""
         self.kvm_reload_remote_mmus()
 
+    def zap_in_progress(self):
+        return self._zap is not None
+
     def zap_all_resume(self):
         if self._zap is None:
             return False
+        self._zap_holds.step()
         self.mmu_lock_holds.append(0)
         return self._run_to_break()
 
@@ -114,11 +133,13 @@ class GenerationZap:
         """
         batch = 0
         active = self.active_mmu_pages
+        visits = self.zap_hold_bound()
         while True:  # restart:
             restart = False
             sp = active.last
             while sp is not None:
                 prev = active.prev_of(sp)   # taken before the body runs
+                visits.step()
                 self.mmu_lock_holds[-1] += 1
                 if not self.is_obsolete_sp(sp):
                     break
@@ -128,6 +149,7 @@ class GenerationZap:
                 if batch >= self.zap_batch_pages:
                     yield  # cond_resched_lock(&kvm->mmu_lock): other work may run
                     batch = 0
+                    visits = self.zap_hold_bound()
                     restart = True
                     break
                 ret = self.prepare_zap_count(sp, self.zapped_obsolete_pages)
@@ -139,6 +161,13 @@ class GenerationZap:
             if not restart:
                 break
         self.kvm_mmu_commit_zap_page(self.zapped_obsolete_pages)
+
+    def zap_hold_bound(self):
+        """Pages one mmu_lock hold of the walk may visit: each restart (after a
+        page was zapped, at most a batch and one more per hold) walks at most
+        the whole list."""
+        return LoopBound("kvm_zap_obsolete_pages: pages visited in one mmu_lock hold",
+                         (len(self.active_mmu_pages) + 1) * (self.zap_batch_pages + 2))
 
     def prepare_zap_count(self, sp, invalid_list):
         """kvm_mmu_prepare_zap_page()'s return: the pages it put on the invalid

@@ -18,3 +18,10 @@ class UseAfterFree(KvmBug):
 class WrongHostPage(Exception):
     """The CPU used a host page that is not the memslot's current page for the
     gfn (a stale or misdirected spte): a safety violation, not a kernel BUG."""
+
+
+class Livelock(Exception):
+    """A loop the kernel bounds only by the state it walks ran past the bound
+    that state gives it (pages, entries, restarts): the model would never
+    finish.  The differential machines report it as the oracle `livelock`,
+    never as a hang (spec/termination.py)."""

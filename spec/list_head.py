@@ -36,6 +36,11 @@ class ListHead:
             yield e
             e = prv
 
+    def next_of(self, entry):
+        """The entry after `entry` (toward the tail), or None at the tail
+        (list_for_each_entry_safe's step, taken before the body runs)."""
+        return self._next[entry]
+
     def prev_of(self, entry):
         """The entry before `entry` (toward the head), or None at the head."""
         return self._prev[entry]

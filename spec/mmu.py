@@ -39,8 +39,9 @@ from .consts import (
     PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK, PT64_ENT_PER_PAGE, KVM_HPAGE_GFN_SHIFT,
     SPTE_HOST_WRITEABLE, SPTE_MMU_WRITEABLE, spte_to_pfn,
 )
-from .errors import KvmBug, WrongHostPage
-from .kvm_host import KVM_NR_PAGE_SIZES, KvmHost
+from .errors import KvmBug, Livelock, WrongHostPage
+from .gfn import gfn_to_index
+from .kvm_host import KVM_NR_PAGE_SIZES, KvmHost, KvmMemorySlot
 from .list_head import ListHead
 from .memory import SHADOW_PT_BASE, KernelMemory, RmapHead
 from .rmap import SpecRmap, is_large_pte, is_shadow_present_pte
@@ -83,6 +84,30 @@ class KvmMmuPage:
                 f"{' invalid' if r.invalid else ''})")
 
 
+def guest_mov_to_cr3(guest, cr3):
+    """MOV to CR3 on the guest's paging state: spec.walk.ArchCpu, or the impl's
+    KvmVcpu (duck-typed: spec/ does not import impl/).  False for a #GP."""
+    if hasattr(guest, "kvm_set_cr3"):
+        return guest.kvm_set_cr3(cr3) == 0
+    return guest.mov_to_cr3(cr3) is None
+
+
+def guest_set_paging_mode(guest, mode):
+    """Switch the guest's paging mode ("32", "pae", "64"); False for a #GP."""
+    if hasattr(guest, "kvm_set_cr3"):
+        return guest.set_paging_mode(mode) == 0
+    return guest.set_paging_mode(mode) is None
+
+
+def guest_set_control(guest, reg, value):
+    """Set CR0.WP, EFER.NX or CR4.PSE on the guest's paging state; False for a #GP."""
+    if hasattr(guest, "kvm_set_cr3"):
+        fn = {"cr0.wp": guest.kvm_set_cr0_wp, "efer.nx": guest.kvm_set_efer_nx,
+              "cr4.pse": guest.kvm_set_cr4_pse}[reg]
+        return fn(value) == 0
+    return guest.set_control(reg, value) is None
+
+
 class GuestWalk:
     """What the shadow MMU needs of a guest walk (struct guest_walker's fields)."""
 
@@ -118,6 +143,7 @@ class ShadowMmu:
 
     def __init__(self, host=None, pte_list_ext=3):
         self.host = host or KvmHost()
+        self.host.notifier = self  # kvm_mmu_notifier_* (virt/kvm/kvm_main.c) call into this MMU
         self.mem = KernelMemory(pte_list_ext)
         self.rmap = self.rmap_class(self.mem, self.rmap_of_spte, PT_ACCESSED_MASK)
         self.pages = {}                 # spt address -> sp (page_header)
@@ -275,7 +301,7 @@ class ShadowMmu:
         self.on_new_page(sp)
         if not direct:
             if self.rmap_write_protect(gfn):
-                self.tlb_flushes += 1
+                self.kvm_flush_remote_tlbs()
             self.account_shadowed(gfn)
         return sp
 
@@ -319,9 +345,13 @@ class ShadowMmu:
         """A root still in use was zapped: its vCPUs must reload (3.10: always)."""
         self.kvm_reload_remote_mmus()
 
+    def kvm_flush_remote_tlbs(self):
+        """kvm_flush_remote_tlbs(): every vCPU's TLB."""
+        self.tlb_flushes += 1
+
     def kvm_mmu_commit_zap_page(self, invalid_list):
         if invalid_list:
-            self.tlb_flushes += 1
+            self.kvm_flush_remote_tlbs()
         for sp in invalid_list:
             self.kvm_mmu_free_page(sp)
         invalid_list.clear()
@@ -356,6 +386,10 @@ class ShadowMmu:
     def zap_all_resume(self):
         """Take mmu_lock again for a zap in progress, up to its next lock break.
         False when the zap is complete (the spec's is, at begin)."""
+        return False
+
+    def zap_in_progress(self):
+        """A zap-all is in its lock breaks (never in the spec: one hold)."""
         return False
 
     # -- roots ------------------------------------------------------------------
@@ -401,6 +435,59 @@ class ShadowMmu:
 
     def kvm_mmu_unload(self, vcpu):
         self.mmu_free_roots(vcpu)
+
+    # -- the guest's control registers, as KVM sees them (x86.c) ----------------------
+    def kvm_set_cr3(self, vcpu, cr3):
+        """MOV to CR3; False for a #GP (a PAE PDPTE with reserved bits).
+
+        A TDP vCPU loads CR3 itself.  A shadow vCPU exits to kvm_set_cr3():
+        the same CR3 with unchanged PAE PDPTEs (pdptrs_changed()) only syncs
+        the roots and flushes the local TLB; another value is loaded (with
+        its PDPTEs) and kvm_mmu_new_cr3() frees the roots."""
+        g = vcpu.guest
+        if vcpu.kind == SHADOW and cr3 == g.cr3 and not self.pdptrs_changed(g):
+            self.kvm_mmu_sync_roots(vcpu)
+            self.kvm_mmu_flush_tlb(vcpu)
+            return True
+        if not guest_mov_to_cr3(g, cr3):
+            return False
+        if vcpu.kind == SHADOW:
+            self.mmu_free_roots(vcpu)
+        self.kvm_mmu_flush_tlb(vcpu)  # the CPU's CR3 load (or the new root's)
+        return True
+
+    def pdptrs_changed(self, guest):
+        """pdptrs_changed(): a PAE guest's PDPTEs in memory differ from the cached ones."""
+        if guest.efer_lma or not guest.cr4_pae:
+            return False
+        cached = tuple(guest.pdptes if hasattr(guest, "pdptes") else guest.pdptrs)
+        base = guest.cr3 & ~0x1F
+        return tuple(guest.mem.read(base + 8 * i, 8) for i in range(4)) != cached
+
+    def kvm_set_paging_mode(self, vcpu, mode):
+        """The guest's CR0/CR4/EFER sequence into another paging mode:
+        kvm_mmu_reset_context() (the roots are freed).  False for a #GP."""
+        return self._reset_context(vcpu, guest_set_paging_mode(vcpu.guest, mode))
+
+    def kvm_set_control(self, vcpu, reg, value):
+        """kvm_set_cr0 (WP), kvm_set_cr4 (PSE) or set_efer (NX): a change of any
+        of them resets the MMU context (kvm_mmu_reset_context: the roots are
+        freed, the role changes).  False for a #GP."""
+        return self._reset_context(vcpu, guest_set_control(vcpu.guest, reg, value))
+
+    def _reset_context(self, vcpu, ok):
+        if ok:
+            if vcpu.kind == SHADOW:
+                self.kvm_mmu_unload(vcpu)
+            self.kvm_mmu_flush_tlb(vcpu)
+        return ok
+
+    def kvm_mmu_sync_roots(self, vcpu):
+        """kvm_mmu_sync_roots(): bring unsync pages under the roots up to date
+        (nothing is unsync in a model that always write-protects)."""
+
+    def kvm_mmu_flush_tlb(self, vcpu):
+        """kvm_mmu_flush_tlb(): the local vCPU's TLB (KVM_REQ_TLB_FLUSH)."""
 
     def vcpu_enter_guest(self, vcpu):
         """KVM_REQ_MMU_RELOAD, then kvm_mmu_load(): what vcpu_enter_guest does first."""
@@ -518,10 +605,13 @@ class ShadowMmu:
 
     # -- mapping level ------------------------------------------------------------
     def mapping_level(self, gfn):
+        """mapping_level() (with transparent_hugepage_adjust()): the largest page
+        the host backs `gfn` with and no write-protected gfn forbids; 4K under
+        dirty logging.  Asked after gfn_to_pfn(), which may split a THP."""
         slot = self.host.gfn_to_memslot(gfn)
         if slot is None or slot.dirty_log:
             return PT_PAGE_TABLE_LEVEL  # mapping_level_dirty_bitmap()
-        host_level = slot.host_level
+        host_level = self.host.host_mapping_level(gfn)
         if host_level == PT_PAGE_TABLE_LEVEL:
             return host_level
         level = PT_DIRECTORY_LEVEL
@@ -539,21 +629,19 @@ class ShadowMmu:
         pfn, writable = got
         slot = self.host.gfn_to_memslot(gfn)
         if write and not writable and not slot.readonly:
-            self.kvm_unmap_gfn(gfn)  # the COW break's invalidate_range notifier
-            pfn = self.host.alloc_pfn(writable=True)
-            slot.pfns[gfn - slot.base_gfn] = pfn
+            pfn = self.host.break_cow(slot, gfn)  # its invalidate reaches our notifier
             writable = True
         return pfn, writable
 
     # -- the TDP fault ------------------------------------------------------------
     def tdp_page_fault(self, vcpu, gpa, write):
         """tdp_page_fault() -> __direct_map(); returns OK, MMIO or 'emulate'."""
-        gfn = gpa >> PAGE_SHIFT
-        level = self.mapping_level(gfn)
-        gfn &= ~((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1)
         got = self.gfn_to_pfn(gpa >> PAGE_SHIFT, write)
         if got is None:
             return MMIO
+        gfn = gpa >> PAGE_SHIFT
+        level = self.mapping_level(gfn)
+        gfn &= ~((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1)
         pfn, map_writable = got
         slot = self.host.gfn_to_memslot(gfn)
         pfn = slot.pfns[gfn - slot.base_gfn] if level > PT_PAGE_TABLE_LEVEL else pfn
@@ -565,6 +653,8 @@ class ShadowMmu:
         addr = gfn << PAGE_SHIFT
         sp, lvl = vcpu.root, PT64_ROOT_LEVEL
         while True:
+            if lvl < PT_PAGE_TABLE_LEVEL:
+                raise KvmBug(f"__direct_map: walked below level 1 looking for level {level}")
             sptep = sp.sptep(PT64_INDEX(addr, lvl))
             if lvl == level:
                 emulate = self.mmu_set_spte(sptep, ACC_ALL, write, level, gfn, pfn, False,
@@ -632,12 +722,12 @@ class ShadowMmu:
         gw = self.guest_walk(vcpu, addr, write, user, fetch)
         if gw.fault is not None:
             return PAGE_FAULT, gw.fault
-        level = PT_PAGE_TABLE_LEVEL
-        if gw.level >= PT_DIRECTORY_LEVEL:
-            level = min(gw.level, self.mapping_level(gw.gfn))
         got = self.gfn_to_pfn(gw.gfn, write)
         if got is None:
             return MMIO, gw.gfn
+        level = PT_PAGE_TABLE_LEVEL
+        if gw.level >= PT_DIRECTORY_LEVEL:
+            level = min(gw.level, self.mapping_level(gw.gfn))
         pfn, map_writable = got
         if write and not map_writable:
             return MMIO, gw.gfn
@@ -825,7 +915,8 @@ class ShadowMmu:
             if status == OK and value is not None:
                 self.guest_store(vcpu, info, addr, value, size, emulated)
             return status, info
-        raise KvmBug(f"guest access {kind} {addr:#x}: still faulting after {MAX_FAULT_RETRIES} tries")
+        raise Livelock(f"guest access {kind} {addr:#x}: still faulting after {MAX_FAULT_RETRIES} "
+                       f"tries (each fault should fix what the access needs)")
 
     def shadow_access(self, vcpu, addr, write, user, fetch):
         """(status, info, emulated), or None to retry."""
@@ -871,7 +962,8 @@ class ShadowMmu:
                 return MMIO, gfn, False
             if r == "emulate":
                 return OK, gfn, True
-        raise KvmBug(f"tdp access to gfn {gfn:#x}: still faulting after {MAX_FAULT_RETRIES} tries")
+        raise Livelock(f"tdp access to gfn {gfn:#x}: still faulting after {MAX_FAULT_RETRIES} tries "
+                       f"(each fault should fix what the access needs)")
 
     def host_touch(self, sptep, level, gfn):
         """The CPU used the host page a leaf maps: it must be the memslot's current page."""
@@ -891,40 +983,95 @@ class ShadowMmu:
             self.mark_page_dirty(gfn)
             self.kvm_mmu_pte_write(vcpu, gpa, value, size)
 
-    # -- MMU notifiers, dirty log, memslots ----------------------------------------
-    def kvm_unmap_gfn(self, gfn):
-        slot = self.host.gfn_to_memslot(gfn)
-        flush = False
+    # -- MMU notifiers (virt/kvm/kvm_main.c, the rmap handlers of mmu.c) -------------
+    def kvm_handle_hva_range(self, slot, gfn_start, gfn_end, handler):
+        """kvm_handle_hva_range(): `handler` on every rmap of every level whose
+        frame meets gfn_start..gfn_end-1 (a large frame that the range only
+        touches counts); the OR of what it returns."""
+        ret = False
         for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
-            flush |= self.rmap.kvm_unmap_rmapp(slot.rmap_head(gfn, level))
-        return flush
+            first = gfn_to_index(gfn_start, slot.base_gfn, level)
+            last = gfn_to_index(gfn_end - 1, slot.base_gfn, level)
+            heads = slot.rmap[level]
+            for idx in range(first, last + 1):
+                head = heads.get(idx)
+                if head is not None and head.val:
+                    ret |= bool(handler(head))
+        return ret
 
-    def kvm_set_spte_gfn(self, gfn, host_writable, new_pfn):
-        slot = self.host.gfn_to_memslot(gfn)
-        for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
-            self.rmap.kvm_set_pte_rmapp(slot.rmap_head(gfn, level), host_writable, new_pfn)
+    def kvm_unmap_hva_range(self, slot, gfn_start, gfn_end):
+        """kvm_mmu_notifier_invalidate_range_start(): kvm_unmap_rmapp on the range,
+        then a flush if any spte went."""
+        if self.kvm_handle_hva_range(slot, gfn_start, gfn_end, self.rmap.kvm_unmap_rmapp):
+            self.kvm_flush_remote_tlbs()
 
-    def kvm_age_gfn(self, gfn, test_only):
-        slot = self.host.gfn_to_memslot(gfn)
-        young = False
-        for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
-            head = slot.rmap_head(gfn, level)
-            young |= bool(self.rmap.kvm_test_age_rmapp(head) if test_only
-                          else self.rmap.kvm_age_rmapp(head))
-        return young
+    def kvm_set_spte_hva(self, slot, gfn, new_pfn, host_writable):
+        """kvm_mmu_notifier_change_pte(): kvm_set_pte_rmapp on the page's rmaps."""
+        self.kvm_handle_hva_range(
+            slot, gfn, gfn + 1, lambda head: self.rmap.kvm_set_pte_rmapp(head, host_writable, new_pfn))
+
+    def kvm_age_hva(self, slot, gfn, test_only):
+        """kvm_mmu_notifier_clear_flush_young() (kvm_age_rmapp) or
+        kvm_mmu_notifier_test_young() (kvm_test_age_rmapp): is the page young?"""
+        walker = self.rmap.kvm_test_age_rmapp if test_only else self.rmap.kvm_age_rmapp
+        return self.kvm_handle_hva_range(slot, gfn, gfn + 1, walker)
+
+    # -- memslots and the dirty log (virt/kvm/kvm_main.c, x86.c) --------------------
+    def kvm_memslot_create(self, slot_id, base_gfn, npages, readonly, dirty_log, host_level):
+        """KVM_SET_USER_MEMORY_REGION creating a slot: the VMM's backing memory,
+        then kvm_arch_create_memslot() (rmaps, lpage_info) and its install."""
+        pfns = self.host.alloc_backing(base_gfn, npages, host_level)
+        self.host.memslots[slot_id] = KvmMemorySlot(slot_id, base_gfn, pfns, readonly, dirty_log,
+                                                    host_level)
+
+    def kvm_memslot_change_begin(self, slot_id):
+        """KVM_SET_USER_MEMORY_REGION deleting or moving a slot, up to the zap's
+        first lock break: the slot is installed as KVM_MEMSLOT_INVALID (its gfns
+        fault as MMIO from now on) and kvm_arch_flush_shadow_memslot() starts."""
+        self.host.memslots[slot_id].invalid = True
+        self.zap_all_begin()
+
+    def kvm_memslot_change_commit(self, slot_id, new_base=None):
+        """The rest of the delete or move: the zap runs to its end, then the slot
+        is removed, or installed at `new_base` with the same backing (its hva:
+        kvm_arch_create_memslot() of the new slot)."""
+        while self.zap_all_resume():
+            pass
+        old = self.host.memslots.pop(slot_id)
+        if new_base is not None:
+            self.host.memslots[slot_id] = KvmMemorySlot(
+                slot_id, new_base, old.pfns, old.readonly, old.dirty_log, old.host_level,
+                userspace_gfn=old.userspace_gfn)
+            self.host.memslots[slot_id].split = set(old.split)
+
+    def kvm_memslot_set_dirty_log(self, slot_id, on):
+        """KVM_SET_USER_MEMORY_REGION changing KVM_MEM_LOG_DIRTY_PAGES: a new
+        (empty) dirty bitmap, and on enabling kvm_arch_commit_memory_region()'s
+        kvm_mmu_slot_remove_write_access()."""
+        slot = self.host.memslots[slot_id]
+        slot.dirty_log = on
+        slot.dirty_bitmap = set()
+        if on:
+            self.kvm_mmu_slot_remove_write_access(slot)
 
     def kvm_mmu_slot_remove_write_access(self, slot):
+        """Write-protect every spte of the slot, at every level; then flush."""
         for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
             for head in list(slot.rmap[level].values()):
                 self.rmap.rmap_write_protect(head, level)
+        self.kvm_flush_remote_tlbs()
 
-    def kvm_get_dirty_log(self, slot):
-        """Report and clear the bitmap, then write-protect what it reported."""
+    def kvm_vm_ioctl_get_dirty_log(self, slot_id):
+        """KVM_GET_DIRTY_LOG: report and clear the bitmap, write-protect what it
+        reported, and flush if it reported anything."""
+        slot = self.host.memslots[slot_id]
         dirty = sorted(slot.dirty_bitmap)
         slot.dirty_bitmap = set()
         for gfn in dirty:
             self.rmap.rmap_write_protect(slot.rmap_head(gfn, PT_PAGE_TABLE_LEVEL),
                                          PT_PAGE_TABLE_LEVEL)
+        if dirty:
+            self.kvm_flush_remote_tlbs()
         return dirty
 
     def kvm_arch_flush_shadow_memslot(self, slot):

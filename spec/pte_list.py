@@ -19,6 +19,7 @@ The pure helpers (`pte_list_*` tag helpers, `desc_remove_slot`,
 
 from .bits import ite, select
 from .errors import KvmBug
+from .termination import LoopBound
 
 
 # -- the tag, on ints and z3 bit-vectors alike ------------------------------
@@ -90,6 +91,12 @@ class PteListOps:
         self.mem = mem
         self.ext = mem.pte_list_ext
 
+    def chain_bound(self, what):
+        """A walk along a desc chain visits each live desc once: more steps than
+        there are live descs means the chain loops (spec/termination.py)."""
+        return LoopBound(f"{what}: walk along the pte_list_desc chain",
+                         self.mem.desc_allocs - self.mem.desc_frees + 1)
+
     def mmu_alloc_pte_list_desc(self):
         """A zeroed desc from mmu_pte_list_desc_cache."""
         return self.mem.alloc_desc()
@@ -117,7 +124,9 @@ class PteListOps:
             count += 1
         else:
             desc = mem.desc(pte_list_desc_addr(head))
+            chain = self.chain_bound("pte_list_add")
             while mem.slot(desc, ext - 1) and desc.more:
+                chain.step()
                 desc = mem.desc(desc.more)
                 count += ext
             if mem.slot(desc, ext - 1):
@@ -159,7 +168,9 @@ class PteListOps:
             return
         desc = mem.desc(pte_list_desc_addr(head))
         prev = None
+        chain = self.chain_bound("pte_list_remove")
         while desc is not None:
+            chain.step()
             i = 0
             while i < ext and mem.slot(desc, i):
                 if desc.sptes[i] == sptep:
@@ -200,18 +211,18 @@ def pte_list_decode(mem, head, desc_entries=None):
 def pte_list_violations(mem, head):
     """Structure invariants of one list; returns a list of messages (empty: ok).
 
-    Checked: tag consistent with the form (a bare pointer is a nonzero,
-    8-byte-aligned spte address; a desc pointer is a live desc), occupied
+    Checked: tag consistent with what the head points at (a bare pointer is
+    a nonzero, 8-byte-aligned spte address and no desc's; a desc pointer is
+    a live desc; no slot holds a desc's address), occupied
     slots form a prefix, slot 0 of every desc occupied, no empty desc, no spte
     twice.
     """
-    out = []
-    if head and not pte_list_is_desc(head) and head & 7:
-        out.append(f"head {head:#x}: bare spte pointer not 8-byte aligned")
+    out = pte_list_tag_violations(mem, head)
     try:
         entries, descs = pte_list_decode(mem, head)
     except KvmBug as e:
-        return [f"head {head:#x}: {e}"]
+        return out + [f"head {head:#x}: {e}"]
+    out += pte_list_slot_violations(mem, head, entries)
     for d in descs:
         slots = tuple(d.sptes)
         if desc_is_empty(slots) and not any(slots):
@@ -221,3 +232,25 @@ def pte_list_violations(mem, head):
     if len(set(entries)) != len(entries):
         out.append(f"head {head:#x}: an spte appears twice")
     return out
+
+
+def pte_list_tag_violations(mem, head):
+    """The tag must match what the head points at: a bare (untagged) word is a
+    nonzero, 8-byte-aligned spte address and no desc's (a desc address whose
+    tag bit was lost would read as a single spte).  Any desc layout."""
+    out = []
+    if head and not pte_list_is_desc(head):
+        if head & 7:
+            out.append(f"head {head:#x}: bare spte pointer not 8-byte aligned")
+        if head in mem.descs:
+            out.append(f"head {head:#x}: untagged (bit 0 clear) but it points at a "
+                       f"pte_list_desc, not an spte")
+    return out
+
+
+def pte_list_slot_violations(mem, head, entries):
+    """No desc slot holds a desc's address (an entry is an spte pointer)."""
+    if not pte_list_is_desc(head):
+        return []
+    return [f"head {head:#x}: a desc slot holds {s:#x}, a pte_list_desc address, not an spte"
+            for s in entries if s in mem.descs]

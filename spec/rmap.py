@@ -25,6 +25,7 @@ from .consts import (
     spte_to_pfn,
 )
 from .errors import KvmBug
+from .termination import LoopBound
 from .pte_list import (
     PteListOps, pte_list_decode, pte_list_desc_addr, pte_list_is_desc, pte_list_violations,
 )
@@ -126,6 +127,13 @@ class RmapBase(PteListOps):
         self.pte_list_remove(parent_pte, parent_ptes)
         self.mem.spte_write(parent_pte, 0)
 
+    def walk_bound(self, walker):
+        """An rmap walker visits each entry, and restarts from the head at most
+        once per spte it drops: (n+1)^2 steps for at most n sptes in memory
+        (spec/termination.py)."""
+        n = len(self.mem.sptes) + 1
+        return LoopBound(f"{walker}: rmap walk", n * n + 1)
+
     def check_present(self, sptep, walker):
         spte = self.mem.spte_read(sptep)
         if not is_shadow_present_pte(spte):
@@ -150,7 +158,9 @@ class SpecRmap(RmapBase):
             return head if spte == 0 else 0
         desc = mem.desc(pte_list_desc_addr(head))
         prev = 0
+        chain = self.chain_bound("rmap_next")
         while desc is not None:
+            chain.step()
             i = 0
             while i < ext:
                 cur = mem.slot(desc, i)
@@ -167,7 +177,9 @@ class SpecRmap(RmapBase):
         """__rmap_write_protect(): level 1 clears W; a large spte is dropped."""
         spte = 0
         write_protected = False
+        walk = self.walk_bound("rmap_write_protect")
         while True:
+            walk.step()
             spte = self.rmap_next(rmapp, spte)
             if not spte:
                 return write_protected
@@ -186,7 +198,9 @@ class SpecRmap(RmapBase):
     def kvm_unmap_rmapp(self, rmapp):
         """kvm_unmap_rmapp(): drop every spte; returns need_tlb_flush."""
         need_flush = False
+        walk = self.walk_bound("kvm_unmap_rmapp")
         while True:
+            walk.step()
             spte = self.rmap_next(rmapp, 0)
             if not spte:
                 return need_flush
@@ -198,7 +212,9 @@ class SpecRmap(RmapBase):
         """kvm_set_pte_rmapp(): writable host pte -> drop all, else repoint."""
         need_flush = False
         spte = self.rmap_next(rmapp, 0)
+        walk = self.walk_bound("kvm_set_pte_rmapp")
         while spte:
+            walk.step()
             val = self.check_present(spte, "kvm_set_pte_rmapp")
             need_flush = True
             if host_writable:
@@ -217,7 +233,9 @@ class SpecRmap(RmapBase):
             return self.kvm_unmap_rmapp(rmapp)
         young = False
         spte = self.rmap_next(rmapp, 0)
+        walk = self.walk_bound("kvm_age_rmapp")
         while spte:
+            walk.step()
             val = self.check_present(spte, "kvm_age_rmapp")
             if val & PT_ACCESSED_MASK:
                 young = True
@@ -230,7 +248,9 @@ class SpecRmap(RmapBase):
         if not self.shadow_accessed_mask:
             return False
         spte = self.rmap_next(rmapp, 0)
+        walk = self.walk_bound("kvm_test_age_rmapp")
         while spte:
+            walk.step()
             val = self.check_present(spte, "kvm_test_age_rmapp")
             if val & PT_ACCESSED_MASK:
                 return True
@@ -239,7 +259,9 @@ class SpecRmap(RmapBase):
 
     def kvm_mmu_unlink_parents(self, parent_ptes):
         """kvm_mmu_unlink_parents(): drop every parent pte of a shadow page."""
+        walk = self.walk_bound("kvm_mmu_unlink_parents")
         while True:
+            walk.step()
             parent = self.rmap_next(parent_ptes, 0)
             if not parent:
                 return

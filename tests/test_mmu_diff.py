@@ -87,7 +87,8 @@ def test_dirty_log_oracle_catches_a_missing_write_protect():
     from impl.mmu import ShadowMmu
 
     class NoProtect(ShadowMmu):
-        def kvm_get_dirty_log(self, slot):
+        def kvm_vm_ioctl_get_dirty_log(self, slot_id):
+            slot = self.host.memslots[slot_id]
             dirty = sorted(slot.dirty_bitmap)
             slot.dirty_bitmap = set()
             return dirty  # forgets to write-protect what it reported
@@ -118,8 +119,9 @@ def test_dirty_log_oracle_catches_a_missing_write_protect():
 
 
 def test_derived_gfn_oracle_fires_on_a_misplaced_direct_page():
-    """A direct page whose sp->gfn is not the start of its range: the auditor's
-    comparison with the gfns the spec stored names the entry."""
+    """A direct page whose derivation goes wrong after the fact: the auditor's
+    comparison with the gfns the spec stored names the entry.  (A wrong
+    sp->gfn itself is the cache rule's: see the next test.)"""
     ops = _base_ops() + [
         ["access", {"vcpu": 0, "addr": 0x10004, "kind": "write", "user": False,
                     "value": 0x87, "size": 4}],
@@ -129,10 +131,32 @@ def test_derived_gfn_oracle_fires_on_a_misplaced_direct_page():
     assert replay_ops(world, ops) is None
     direct = [sp for sp in world.sides["impl"].mmu.pages.values() if sp.role.direct]
     assert direct
-    direct[0].gfn += 1
+    world.sides["impl"].mmu.kvm_mmu_page_derived_gfn = lambda gfn, index, level, q: gfn + index + 1
     with pytest.raises(Discrepancy) as e:
         world.check()
     assert e.value.oracle == "auditor: derived gfn"
+
+
+def test_tdp_identity_rule_fires_on_a_misplaced_direct_page():
+    """Under TDP a leaf reached at gpa A must map gfn A >> 12: a direct page whose
+    sp->gfn is not the start of its range breaks the auditor's cache rule."""
+    ops = [["vm_setup", {"pte_list_ext": 3}],
+           ["memslot_create", {"slot": 0, "base_gfn": 0, "npages": 0x400, "readonly": False,
+                               "dirty_log": False, "host_level": 1}],
+           ["vcpu_create", {"vcpu": 0, "mode": "tdp", "cr3": 0x10000, "cr0_wp": True,
+                            "cr4_pse": True, "efer_nx": False}]]
+    world = families.get("mmu").world(None, "tdp")
+    assert replay_ops(world, ops) is None
+    mmu = world.sides["impl"].mmu
+    vcpu = mmu.vcpus[0]
+    mmu.vcpu_enter_guest(vcpu)  # the root
+    assert mmu.tdp_page_fault(vcpu, 0x5000, False) == "ok"
+    leaf_page = [sp for sp in mmu.pages.values() if sp.role.level == 1][0]
+    leaf_page.gfn += 1
+    from spec.mmu_audit import audit, probe_cpu
+
+    found = audit(mmu, lambda v: probe_cpu(v.guest))
+    assert any(m.startswith("auditor: cache:") and "gpa 0x5000" in m for m in found), found
 
 
 def test_host_page_oracle_fires_without_the_bug_check():

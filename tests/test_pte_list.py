@@ -112,3 +112,33 @@ def test_structure_checker_catches_a_hole():
         ops.pte_list_add(S[k], head)
     mem.desc(head.val & ~1).sptes[0] = 0
     assert any("not packed" in m for m in pte_list_violations(mem, head.val))
+
+
+def test_structure_checker_sees_a_lost_tag():
+    """A desc head whose tag bit was lost reads as a single spte: the check
+    compares the tag with what the head points at."""
+    mem = KernelMemory(3)
+    ops, head = PteListOps(mem), RmapHead()
+    for k in range(2):
+        ops.pte_list_add(S[k], head)
+    assert pte_list_violations(mem, head.val) == []
+    assert any("untagged" in m for m in pte_list_violations(mem, head.val & ~1))
+    mem.desc(head.val & ~1).sptes[1] = head.val & ~1  # a slot holding a desc address
+    assert any("desc slot holds" in m for m in pte_list_violations(mem, head.val))
+
+
+def test_a_looping_desc_chain_is_a_livelock_not_a_hang():
+    """pte_list_add and pte_list_remove walk the chain with a bound of the live
+    descs (spec/termination.py): a chain that loops is reported, not followed forever."""
+    from spec.errors import Livelock
+
+    mem = KernelMemory(3)
+    ops, head = PteListOps(mem), RmapHead()
+    for k in range(7):
+        ops.pte_list_add(S[k], head)
+    first = mem.desc(head.val & ~1)
+    mem.desc(first.more).more = first.addr  # desc 2 -> desc 1: a cycle
+    with pytest.raises(Livelock):
+        ops.pte_list_add(S[8], head)
+    with pytest.raises(Livelock):
+        ops.pte_list_remove(S[40], head)

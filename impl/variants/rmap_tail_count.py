@@ -36,6 +36,7 @@ from spec.consts import PTE_LIST_EXT_CHOICES
 from spec.errors import KvmBug
 from spec.pte_list import (
     pte_list_decode, pte_list_desc_addr, pte_list_head_of_desc, pte_list_head_of_spte, pte_list_is_desc,
+    pte_list_slot_violations, pte_list_tag_violations,
 )
 
 SPTE_COUNT, TAIL_COUNT = "spte_count", "tail_count"
@@ -213,13 +214,12 @@ def _desc_rules(desc, is_head, after):
 
 def _violations(self, head_val):
     """Tag vs form, live descs, this layout's rules per desc, no spte twice."""
-    out = []
-    if head_val and not pte_list_is_desc(head_val) and head_val & 7:
-        out.append(f"head {head_val:#x}: bare spte pointer not 8-byte aligned")
+    out = pte_list_tag_violations(self.mem, head_val)
     try:
         entries, descs = self.pte_list_decode(head_val)
     except KvmBug as e:
-        return [f"head {head_val:#x}: {e}"]
+        return out + [f"head {head_val:#x}: {e}"]
+    out += pte_list_slot_violations(self.mem, head_val, entries)
     after = 0
     for k in reversed(range(len(descs))):
         out += _desc_rules(descs[k], k == 0, after)

@@ -19,6 +19,18 @@ impl.mmu.ShadowMmu:
   running on their obsolete roots (and 3.11's prepare_zap does not ask for a
   reload of an obsolete root either).
 
+- zap-all-lock-break (002c5f73c508, the livelock it fixed): Linux 5.1-5.2
+  had no generation number (it was reverted) and memslot deletion zapped
+  every page with kvm_mmu_zap_all(), whose walk from the head of
+  active_mmu_pages drops mmu_lock in cond_resched_lock() and restarts from
+  the head.  Pages that vCPUs add in the lock breaks go to the head, so the
+  walk zaps them too, and with vCPUs faulting in every break it never ends.
+  The precondition, other vCPUs running and faulting while the zap is in its
+  lock breaks, is what the zap machine generates (faults between
+  zap_resume ops).  Caught by the termination bound of the shared zap
+  driver: a zap may take no more mmu_lock holds than the pages on the list
+  when it began need (impl/zap.py, `livelock`).
+
 And the single toggling bit of Linux 5.3 (ca333add6933, with fac026dac0bc
 treating invalid pages as obsolete): `single-bit-gen` is sound and must pass;
 its precondition (every obsolete page is zapped before the next toggle) is
@@ -29,7 +41,7 @@ it (the zap gives up at its first lock break) and must be caught.
 from impl.variants import Variant, register
 from impl.zap import GenerationZap, is_obsolete_gen_or_invalid
 
-CAUGHT_BY = ("auditor: roots", "auditor: generation", "zap complete", "deleted slot",
+CAUGHT_BY = ("livelock", "auditor: roots", "auditor: generation", "zap complete", "deleted slot",
              "guest outcome", "host page", "kernel BUG")
 
 
@@ -71,7 +83,7 @@ def _complete_zap_before_toggle(mmu):
     """ca333add6933's precondition, as a state invariant: outside a zap-all, no
     page is obsolete but an invalid root a vCPU still holds; so the next toggle,
     which makes the other generation current again, revives nothing."""
-    if mmu._zap is not None:
+    if mmu.zap_in_progress():
         return []  # a zap is in its lock breaks: obsolete pages are being reclaimed
     for sp in mmu.active_mmu_pages:
         if mmu.is_obsolete_sp(sp) and not (sp.role.invalid and sp.root_count):
@@ -110,4 +122,53 @@ register(Variant(
     replaces={**SINGLE_BIT, "kvm_zap_obsolete_pages": _zap_stops_at_first_lock_break},
     invariants=(_complete_zap_before_toggle,),
     caught_by=CAUGHT_BY + ("variant invariant: complete zap", "proof zap.single_bit_needs_complete_zap"),
+))
+
+
+# -- 002c5f73c508: the livelock of a zap-all that breaks the lock and restarts -----------
+def _no_generation(gen, bits):
+    # 5.1-5.2: the generation number had been reverted; nothing is ever obsolete
+    return gen
+
+
+def _zap_all_from_the_head(self):
+    # kvm_mmu_zap_all() of 5.1-5.2: list_for_each_entry_safe from the head (newest
+    # first); skip an invalid root still held; every zapped page restarts the walk;
+    # cond_resched_lock() drops mmu_lock (here: once a batch is zapped) and the walk
+    # restarts from the head, where pages added in the break now are
+    batch = 0
+    active = self.active_mmu_pages
+    visits = self.zap_hold_bound()
+    while True:  # restart:
+        sp, restart = active.first, False
+        while sp is not None:
+            nxt = active.next_of(sp)
+            visits.step()
+            self.mmu_lock_holds[-1] += 1
+            if sp.role.invalid and sp.root_count:
+                sp = nxt
+                continue
+            if batch >= self.zap_batch_pages:
+                yield  # cond_resched_lock(&kvm->mmu_lock)
+                batch, visits, restart = 0, self.zap_hold_bound(), True
+                break
+            ret = self.prepare_zap_count(sp, self.zapped_obsolete_pages)
+            batch += ret
+            if ret:
+                restart = True
+                break
+            sp = nxt
+        if not restart:
+            break
+    self.kvm_mmu_commit_zap_page(self.zapped_obsolete_pages)
+
+
+register(Variant(
+    family="zap", name="zap-all-lock-break", models="002c5f73c508",
+    summary="5.1-5.2's kvm_mmu_zap_all on memslot delete: no generation, a walk from the head "
+            "that drops mmu_lock and restarts; pages vCPUs add in the breaks are zapped too, so "
+            "with faulting vCPUs it never ends (the livelock 002c5f73c508 fixed)",
+    replaces={"has_generation": False, "mmu_valid_gen_next": _no_generation,
+              "kvm_zap_obsolete_pages": _zap_all_from_the_head},
+    caught_by=CAUGHT_BY,
 ))
