@@ -119,6 +119,16 @@ X86_CR4_PSE = 1 << 4
 X86_CR4_PAE = 1 << 5
 EFER_LMA = 1 << 10
 EFER_NX = 1 << 11
+# ... and the ones the live machine's VMM sets to enter long mode (live/).
+X86_CR0_PE = 1 << 0
+X86_CR0_ET = 1 << 4
+X86_CR0_NE = 1 << 5
+X86_CR0_PG = 1 << 31
+EFER_SCE = 1 << 0
+EFER_LME = 1 << 8
+MSR_EFER = 0xC0000080
+X86_EFLAGS_FIXED = 1 << 1  # RFLAGS bit 1 always reads 1
+X86_EFLAGS_TF = 1 << 8
 
 PT32_ENT_SIZE = 4  # sizeof(pt_element_t) for PTTYPE 32
 PT64_ENT_SIZE = 8  # sizeof(pt_element_t) for PTTYPE 64

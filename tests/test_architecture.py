@@ -127,6 +127,18 @@ CONSTANTS = {
     "X86_CR4_PAE": 0x20,
     "EFER_LMA": 0x400,
     "EFER_NX": 0x800,
+    # ... and what the live VMM sets for long mode (SDM vol. 3 2.5, 2.2.1; MSR index C000_0080H):
+    # CR0.PE bit 0, ET bit 4, NE bit 5, PG bit 31; EFER.SCE bit 0, LME bit 8;
+    # RFLAGS bit 1 reserved as 1, TF bit 8.
+    "X86_CR0_PE": 0x1,
+    "X86_CR0_ET": 0x10,
+    "X86_CR0_NE": 0x20,
+    "X86_CR0_PG": 0x80000000,
+    "EFER_SCE": 0x1,
+    "EFER_LME": 0x100,
+    "MSR_EFER": 0xC0000080,
+    "X86_EFLAGS_FIXED": 0x2,
+    "X86_EFLAGS_TF": 0x100,
     # facts 8 and the SDM: entry sizes, address widths, PAE PDPTEs
     "PT32_ENT_SIZE": 4,
     "PT64_ENT_SIZE": 8,
