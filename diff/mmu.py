@@ -390,6 +390,11 @@ class MmuWorld(World):
         self._guest_change(vcpu, f"vcpu {vcpu} {reg}={int(value)}",
                            lambda mmu, v: mmu.kvm_set_control(v, reg, value), ok)
 
+    def op_invlpg(self, vcpu, addr):
+        """The guest's INVLPG of `addr`."""
+        self._vcpu(vcpu)
+        self.each(f"vcpu {vcpu} invlpg {addr:#x}", lambda m: m.mmu.kvm_mmu_invlpg(m.mmu.vcpus[vcpu], addr))
+
     def op_access(self, vcpu, addr, kind, user, value=None, size=None):
         self._vcpu(vcpu)
         if kind not in ACCESS_KINDS:
@@ -841,6 +846,13 @@ class MmuMachine(DiffMachine):
         status, gfn = self.world.last_outcome
         if status == OK and gfn not in self.touched[-16:]:
             self.touched.append(gfn)
+
+    @swarm("cr3")
+    @rule(pick=st.integers(0, 1 << 16), vpick=st.integers(0, 3))
+    def invlpg(self, pick, vpick):
+        """INVLPG of an address the guest uses."""
+        self.emit(["invlpg", {"vcpu": self.vcpus[vpick % len(self.vcpus)],
+                              "addr": self.addrs[pick % len(self.addrs)] & ~0xFFF}])
 
     @swarm("cr3")
     @rule(pick=st.integers(0, 1 << 16), vpick=st.integers(0, 3), anywhere=st.booleans())

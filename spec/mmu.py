@@ -489,6 +489,14 @@ class ShadowMmu:
     def kvm_mmu_flush_tlb(self, vcpu):
         """kvm_mmu_flush_tlb(): the local vCPU's TLB (KVM_REQ_TLB_FLUSH)."""
 
+    def kvm_mmu_invlpg(self, vcpu, gva):
+        """The guest's INVLPG.  Under shadow paging KVM intercepts it
+        (kvm_mmu_invlpg: FNAME(invlpg), which syncs an unsync leaf, then a
+        flush of the local TLB); under TDP it is the CPU's own (the TLB
+        entries of that page go)."""
+        if vcpu.kind == SHADOW:
+            self.kvm_mmu_flush_tlb(vcpu)
+
     def vcpu_enter_guest(self, vcpu):
         """KVM_REQ_MMU_RELOAD, then kvm_mmu_load(): what vcpu_enter_guest does first."""
         if vcpu.reload:
