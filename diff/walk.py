@@ -2,9 +2,16 @@
 
 Two sides take every op, each with its own guest memory: the spec
 (spec.walk.ArchCpu) and the impl (impl.walk.KvmVcpu around PagingTmpl or a
-variant of it).  Ops build all state: `vcpu_setup` first, then guest stores
-of page-table entries, CR3 loads, control-bit changes, paging-mode switches
-and accesses.  After every access the sides must agree exactly on:
+variant of it).  Ops build all state: `vcpu_setup` first (MAXPHYADDR and
+GBPAGES are the guest's CPUID), then guest stores of page-table entries, CR3
+loads, control-bit changes, paging-mode switches and accesses.
+
+The impl's walker form says which kernel's rules it follows
+(impl/walk.py): the spec side walks by the reserved-bit rule the form
+declares (PagingTmpl.RSVD_RULE: Intel's, or 3.10's), and the
+kvm_mmu_pte_write oracle asks for what the form's D-bit rule
+(PagingTmpl.DIRTY_BIT_RULE) requires.  After every access the sides must
+agree exactly on:
 
   walk outcome        fault with the same error code, or the same gfn and level
   walk path           the entries read: level and gpa top-down (table_gfn[] and
@@ -14,8 +21,10 @@ and accesses.  After every access the sides must agree exactly on:
                       is not a write (protect_clean_gpte)
   A/D writes          the walker's guest-memory writes, in order, value for value
   mark_page_dirty     one mark_page_dirty(table_gfn) per walker write
-  kvm_mmu_pte_write   one notification per leaf whose D the walker set
+  kvm_mmu_pte_write   2.6 rule: one notification per leaf whose D the walker
+                      set; 3.x rule: none at all
   kernel BUG          the impl raised KvmBug
+  livelock            a walk looped past its bound (retry_walk: spec.errors.Livelock)
 
 and after every op on:
 
@@ -29,19 +38,20 @@ What a clean campaign means is tested (sampled), not proved.
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
-from impl.walk import KvmMmuPteWrite, KvmVcpu, MarkPageDirty, PagingTmpl
+from impl.walk import DIRTY_BIT_RULE_2_6, DIRTY_BIT_RULES, KvmMmuPteWrite, KvmVcpu, \
+    MarkPageDirty, PagingTmpl
 from spec.consts import (
     ACC_ALL, ACC_EXEC_MASK, ACC_USER_MASK, ACC_WRITE_MASK, MAXPHYADDR_CHOICES, PAGE_SHIFT,
     PFERR_FETCH_MASK, PFERR_PRESENT_MASK, PFERR_RSVD_MASK, PFERR_USER_MASK, PFERR_WRITE_MASK,
-    PT32_PSE36_SHIFT, PT32E_NR_PDPTES, PT32E_PDPTE_SHIFT, PT64_NX_MASK, PT_ACCESSED_MASK,
-    PT_DIRTY_MASK, PT_GLOBAL_MASK, PT_PAGE_SIZE_MASK, PT_PCD_MASK, PT_PRESENT_MASK, PT_PWT_MASK,
-    PT_USER_MASK, PT_WRITABLE_MASK,
+    PT32_PSE36_SHIFT, PT32E_NR_PDPTES, PT32E_PDPTE_SHIFT, PT64_NX_MASK, PT64_PHYS_BITS,
+    PT_ACCESSED_MASK, PT_DIRTY_MASK, PT_GLOBAL_MASK, PT_PAGE_SIZE_MASK, PT_PCD_MASK,
+    PT_PRESENT_MASK, PT_PWT_MASK, PT_USER_MASK, PT_WRITABLE_MASK,
 )
-from spec.errors import KvmBug
+from spec.errors import KvmBug, Livelock
 from spec.guest_memory import GUEST, GuestMemory
 from spec.walk import (
-    ACCESS_KINDS, FETCH, GP, PAGING_32, PAGING_64, PAGING_MODES, PAGING_PAE, STRUCTURES, WRITE,
-    ArchCpu, linear_address,
+    ACCESS_KINDS, FETCH, GP, PAGING_32, PAGING_64, PAGING_MODES, PAGING_PAE, RSVD_RULES,
+    STRUCTURES, WRITE, ArchCpu, linear_address,
 )
 
 from .core import BadOp, DiffMachine, Discrepancy, World
@@ -111,15 +121,30 @@ def protect_clean(access, leaf_value, kind):
 
 
 class SpecSide:
-    def __init__(self, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx):
+    def __init__(self, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx, gbpages=True,
+                 rsvd_rule=RSVD_RULES[0]):
         self.mem = GuestMemory()
-        self.cpu = ArchCpu(self.mem, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx)
+        self.cpu = ArchCpu(self.mem, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx,
+                           gbpages=gbpages, rsvd_rule=rsvd_rule)
 
 
 class ImplSide:
-    def __init__(self, impl_cls, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx):
+    def __init__(self, impl_cls, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx, gbpages=True):
         self.mem = GuestMemory()
-        self.vcpu = KvmVcpu(impl_cls, self.mem, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx)
+        self.vcpu = KvmVcpu(impl_cls, self.mem, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx,
+                            gbpages=gbpages)
+
+
+def walker_rules(impl_cls):
+    """(reserved-bit rule, D-bit rule) the walker form declares (impl/walk.py)."""
+    rsvd = getattr(impl_cls, "RSVD_RULE", RSVD_RULES[0])
+    dirty = getattr(impl_cls, "DIRTY_BIT_RULE", DIRTY_BIT_RULES[0])
+    if rsvd not in RSVD_RULES:
+        raise ValueError(f"{impl_cls.__name__}.RSVD_RULE {rsvd!r} is none of {RSVD_RULES}")
+    if dirty not in DIRTY_BIT_RULES:
+        raise ValueError(f"{impl_cls.__name__}.DIRTY_BIT_RULE {dirty!r} is none of "
+                         f"{DIRTY_BIT_RULES}")
+    return rsvd, dirty
 
 
 def _impl_mode(vcpu):
@@ -135,6 +160,7 @@ class WalkWorld(World):
         if mode not in MODES:
             raise ValueError(f"walk family modes are {', '.join(MODES)}, not {mode!r}")
         self.impl_cls = impl_cls
+        self.rsvd_rule, self.dirty_bit_rule = walker_rules(impl_cls)
         self.family_mode = mode
         self.spec = None
         self.impl = None
@@ -154,15 +180,19 @@ class WalkWorld(World):
             raise BadOp(f"unknown walk op {name!r}")
         handler(**a)
 
-    def op_vcpu_setup(self, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx):
-        if maxphyaddr not in MAXPHYADDR_CHOICES:
-            raise BadOp(f"MAXPHYADDR must be one of {MAXPHYADDR_CHOICES}")
+    def op_vcpu_setup(self, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx, gbpages=True):
+        if (not isinstance(maxphyaddr, int) or isinstance(maxphyaddr, bool)
+                or not 36 <= maxphyaddr <= PT64_PHYS_BITS):
+            raise BadOp(f"MAXPHYADDR must be an integer in 36..{PT64_PHYS_BITS} "
+                        f"(the machine samples {MAXPHYADDR_CHOICES})")
         if mode not in PAGING_MODES:
             raise BadOp(f"paging mode must be one of {PAGING_MODES}")
+        if not isinstance(gbpages, bool):
+            raise BadOp(f"gbpages (CPUID.GBPAGES) must be true or false, not {gbpages!r}")
         if self.family_mode != "mixed" and mode != self.family_mode:
             raise BadOp(f"mode {self.family_mode} world set up in {mode} paging")
-        self.spec = SpecSide(maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx)
-        self.impl = ImplSide(self.impl_cls, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx)
+        self.spec = SpecSide(maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx, gbpages, self.rsvd_rule)
+        self.impl = ImplSide(self.impl_cls, maxphyaddr, mode, cr0_wp, cr4_pse, efer_nx, gbpages)
 
     def op_guest_write(self, gpa, size, value):
         for side in (self.spec, self.impl):
@@ -203,64 +233,103 @@ class WalkWorld(World):
         self.compare_access(addr, kind, bool(user))
 
     # -- the comparison of one access ---------------------------------------------
-    def compare_access(self, addr, kind, user):
-        """Walk `addr` on both sides and raise Discrepancy unless they agree."""
-        la = linear_address(self.spec.cpu.mode, addr)
-        what = f"walk_addr({la:#x}, {show_access(kind, user)})"
-        s = self.spec.cpu.walk(la, kind, user)
-        start = len(self.impl.mem.log)
+    def compare_access(self, addr, kind, user, spec_result=None):
+        """Walk `addr` on both sides and raise Discrepancy unless they agree.
+
+        `spec_result`: the spec's WalkResult of this very access, already walked
+        on this world's spec side (a caller that compares one spec walk with
+        several impl forms, tests/test_walk_matrix.py); None walks it here."""
+        cpu = self.spec.cpu
+        la = linear_address(cpu.mode, addr)
+        if spec_result is None:
+            try:
+                spec_result = cpu.walk(la, kind, user)
+            except Livelock as e:
+                raise Discrepancy("livelock", f"walk_addr({la:#x}, {show_access(kind, user)}): "
+                                              f"spec: {e}") from None
+        w, impl_writes = self.impl_walk(la, kind, user)
+        return self.judge_access(la, kind, user, spec_result, w, impl_writes)
+
+    def impl_walk(self, la, kind, user):
+        """The impl's walk_addr of linear address `la`: (GuestWalker, its guest
+        writes); a KvmBug or Livelock is the Discrepancy of its oracle."""
+        log = self.impl.mem.log
+        start = len(log)
         try:
             w = self.impl.vcpu.walk_addr(la, pfec_of(kind, user))
         except KvmBug as e:
-            raise Discrepancy("kernel BUG", f"{what}: impl raised {type(e).__name__}: {e}") from None
+            raise Discrepancy("kernel BUG", f"walk_addr({la:#x}, {show_access(kind, user)}): "
+                                            f"impl raised {type(e).__name__}: {e}") from None
+        except Livelock as e:
+            raise Discrepancy("livelock", f"walk_addr({la:#x}, {show_access(kind, user)}): "
+                                          f"impl: {e}") from None
+        return w, log[start:]
+
+    def judge_access(self, la, kind, user, s, w, impl_writes):
+        """Every per-access oracle on spec result `s` and impl walker `w` (module
+        docstring); returns (s, w)."""
         self.last = (s, w)
-        impl_writes = self.impl.mem.log[start:]
+
+        def what():
+            return f"walk_addr({la:#x}, {show_access(kind, user)})"
 
         # walk outcome
-        want = ("fault", s.fault) if not s.ok else ("ok", s.gfn, s.level)
-        got = ("fault", w.fault) if w.fault is not None else ("ok", w.gfn, w.level)
-        if want != got:
-            raise Discrepancy("walk outcome", f"{what}: spec {self._show_outcome(want)}, "
+        if s.fault != w.fault or (s.fault is None and (s.gfn != w.gfn or s.level != w.level)):
+            want = ("ok", s.gfn, s.level) if s.fault is None else ("fault", s.fault)
+            got = ("ok", w.gfn, w.level) if w.fault is None else ("fault", w.fault)
+            raise Discrepancy("walk outcome", f"{what()}: spec {self._show_outcome(want)}, "
                                               f"impl {self._show_outcome(got)}")
-        # walk path
-        spec_path = [(e.level, e.gpa) for e in s.path if e.gpa is not None]
-        impl_path = [(lvl, w.pte_gpa[lvl - 1]) for lvl in range(len(w.pte_gpa), 0, -1)
-                     if w.pte_gpa[lvl - 1] is not None]
-        bad_gfn = [lvl for lvl, gpa in impl_path if w.table_gfn[lvl - 1] != gpa >> PAGE_SHIFT]
-        if spec_path != impl_path or bad_gfn:
+        # walk path: the spec's entries (levels top-down) are exactly the walker's
+        # pte_gpa[] slots that are set, each table_gfn[] the frame of its pte_gpa
+        pte_gpa, table_gfn = w.pte_gpa, w.table_gfn
+        same, n = True, 0
+        for e in s.path:
+            gpa = e.gpa
+            if gpa is not None:
+                n += 1
+                if pte_gpa[e.level - 1] != gpa or table_gfn[e.level - 1] != gpa >> PAGE_SHIFT:
+                    same = False
+                    break
+        if not same or n != len(pte_gpa) - pte_gpa.count(None):
+            spec_path = [(e.level, e.gpa) for e in s.path if e.gpa is not None]
+            impl_path = [(lvl, pte_gpa[lvl - 1]) for lvl in range(len(pte_gpa), 0, -1)
+                         if pte_gpa[lvl - 1] is not None]
             raise Discrepancy("walk path", (
-                f"{what}: spec read {[f'L{lv}@{g:#x}' for lv, g in spec_path]}, impl pte_gpa "
+                f"{what()}: spec read {[f'L{lv}@{g:#x}' for lv, g in spec_path]}, impl pte_gpa "
                 f"{[f'L{lv}@{g:#x}' for lv, g in impl_path]}, table_gfn "
-                f"{[hex(g) if g is not None else None for g in w.table_gfn]}"))
+                f"{[hex(g) if g is not None else None for g in table_gfn]}"))
         # access rights
-        if s.ok:
+        if s.fault is None:
             pt_access = ACC_ALL
             for e in s.path[:-1]:
                 pt_access &= e.rights
             pte_access = protect_clean(s.rights, s.path[-1].value, kind)
-            if (w.pt_access, w.pte_access) != (pt_access, pte_access):
+            if w.pt_access != pt_access or w.pte_access != pte_access:
                 raise Discrepancy("access rights", (
-                    f"{what}: spec pt_access {show_acc(pt_access)} pte_access "
+                    f"{what()}: spec pt_access {show_acc(pt_access)} pte_access "
                     f"{show_acc(pte_access)}, impl pt_access {show_acc(w.pt_access)} pte_access "
                     f"{show_acc(w.pte_access)}"))
         # A/D writes
         if s.writes != impl_writes:
             raise Discrepancy("A/D writes", (
-                f"{what}: spec wrote {self._show_writes(s.writes)}, impl wrote "
+                f"{what()}: spec wrote {self._show_writes(s.writes)}, impl wrote "
                 f"{self._show_writes(impl_writes)}"))
+        if not s.writes and not w.events:
+            return s, w  # nothing written, nothing reported: the last two oracles hold
         # mark_page_dirty
         want_dirty = [MarkPageDirty(x.gfn) for x in s.writes]
         got_dirty = [e for e in w.events if isinstance(e, MarkPageDirty)]
         if want_dirty != got_dirty:
             raise Discrepancy("mark_page_dirty", (
-                f"{what}: want mark_page_dirty of gfns {[hex(e.gfn) for e in want_dirty]}, impl "
-                f"{[hex(e.gfn) for e in got_dirty]}"))
-        # kvm_mmu_pte_write
-        want_pw = self._dirtied_leaf(s)
+                f"{what()}: want mark_page_dirty of gfns {[hex(e.gfn) for e in want_dirty]}, "
+                f"impl {[hex(e.gfn) for e in got_dirty]}"))
+        # kvm_mmu_pte_write: what the form's D-bit rule asks for
+        want_pw = self._dirtied_leaf(s) if self.dirty_bit_rule == DIRTY_BIT_RULE_2_6 else []
         got_pw = [e for e in w.events if isinstance(e, KvmMmuPteWrite)]
         if want_pw != got_pw:
             raise Discrepancy("kvm_mmu_pte_write", (
-                f"{what}: want {[(hex(e.gpa), hex(e.new)) for e in want_pw]}, impl "
+                f"{what()}: {self.dirty_bit_rule} walker: want "
+                f"{[(hex(e.gpa), hex(e.new)) for e in want_pw]}, impl "
                 f"{[(hex(e.gpa), hex(e.new)) for e in got_pw]}"))
         return s, w
 
@@ -300,12 +369,14 @@ class WalkWorld(World):
             raise Discrepancy("guest memory", (
                 f"u32 at gpa {gpa:#x}: spec {a.get(gpa, 0):#x}, impl {b.get(gpa, 0):#x}"))
         cpu, vcpu = self.spec.cpu, self.impl.vcpu
-        mine = (cpu.mode, cpu.cr3, cpu.cr0_wp, cpu.cr4_pse, cpu.efer_nx)
-        theirs = (_impl_mode(vcpu), vcpu.cr3, vcpu.cr0_wp, vcpu.cr4_pse, vcpu.efer_nx)
-        if mine != theirs:
+        if (cpu.cr4_pae != vcpu.cr4_pae or cpu.efer_lma != vcpu.efer_lma or cpu.cr3 != vcpu.cr3
+                or cpu.cr0_wp != vcpu.cr0_wp or cpu.cr4_pse != vcpu.cr4_pse
+                or cpu.efer_nx != vcpu.efer_nx):
+            mine = (cpu.mode, cpu.cr3, cpu.cr0_wp, cpu.cr4_pse, cpu.efer_nx)
+            theirs = (_impl_mode(vcpu), vcpu.cr3, vcpu.cr0_wp, vcpu.cr4_pse, vcpu.efer_nx)
             raise Discrepancy("control registers", f"(mode, CR3, WP, PSE, NX): spec {mine}, "
                                                    f"impl {theirs}")
-        if cpu.mode == PAGING_PAE and list(cpu.pdptes) != list(vcpu.pdptrs):
+        if cpu.cr4_pae and not cpu.efer_lma and list(cpu.pdptes) != list(vcpu.pdptrs):
             raise Discrepancy("control registers", (
                 f"PDPTE registers: spec {[hex(v) for v in cpu.pdptes]}, impl "
                 f"{[hex(v) for v in vcpu.pdptrs]}"))
@@ -316,7 +387,8 @@ class WalkWorld(World):
         name, a = op
         if name == "vcpu_setup":
             mode = {"32": "32-bit", "pae": "PAE", "64": "4-level"}.get(a["mode"], a["mode"])
-            return (f"kvm_vcpu_setup(MAXPHYADDR={a['maxphyaddr']}, {mode} paging, "
+            return (f"kvm_vcpu_setup(MAXPHYADDR={a['maxphyaddr']}, "
+                    f"GBPAGES={int(a.get('gbpages', True))}, {mode} paging, "
                     f"CR0.WP={int(a['cr0_wp'])}, CR4.PSE={int(a['cr4_pse'])}, "
                     f"EFER.NX={int(a['efer_nx'])})")
         if name == "guest_write":
@@ -346,7 +418,8 @@ INDEX_CHOICES = (0, 1, 2, 3, 255, 256, 511, 512, 1023)
 # reserved bits of 4MB/2MB/1GB entries, address bits around every MAXPHYADDR,
 # the ignored 62:52 of a 4-level entry, NX.
 ODD_BITS_4 = (7, 8, 9, 12, 13, 16, 17, 20, 21, 31)
-ODD_BITS_8 = (7, 8, 12, 13, 17, 20, 21, 29, 32, 35, 36, 39, 40, 45, 46, 51, 52, 58, 62, 63)
+ODD_BITS_8 = (7, 8, 12, 13, 17, 20, 21, 29, 32, 35, 36, 39, 40, 45, 46, 47, 48, 51, 52, 58, 62,
+              63)
 
 
 def entry_size(mode):
@@ -475,10 +548,13 @@ class WalkMachine(DiffMachine):
         fam = self.world.family_mode
         mode = data.draw(st.sampled_from(PAGING_MODES)) if fam == "mixed" else fam
         self.written = {}  # gfn -> set of byte offsets the guest wrote
+        # GBPAGES is drawn for every vCPU; only a 4-level walk reads it.  True first,
+        # so examples shrink towards the walk as it always was.
         self.emit(["vcpu_setup", {
             "maxphyaddr": data.draw(st.sampled_from(MAXPHYADDR_CHOICES)), "mode": mode,
             "cr0_wp": data.draw(st.booleans()), "cr4_pse": data.draw(st.booleans()),
-            "efer_nx": data.draw(st.booleans())}])
+            "efer_nx": data.draw(st.booleans()),
+            "gbpages": data.draw(st.sampled_from((True, False)))}])
         writes, cr3 = data.draw(forests(mode))
         for gpa, size, value in writes:
             self._guest_write(gpa, size, value)
@@ -528,7 +604,8 @@ class WalkMachine(DiffMachine):
             self.emit(["access", {"addr": self._address(seed), "kind": kind, "user": user}])
 
     @rule(pick=st.integers(0, 1 << 16),
-          bit=st.sampled_from((0, 1, 1, 2, 2, 5, 5, 6, 6, 7, 7, 13, 16, 17, 21, 40, 52, 63, 63)))
+          bit=st.sampled_from((0, 1, 1, 2, 2, 5, 5, 6, 6, 7, 7, 8, 13, 16, 17, 21, 40, 47, 52, 63,
+                               63)))
     def edit_pte(self, pick, bit):
         """The guest flips one bit of an entry it wrote before."""
         size = entry_size(self._mode())

@@ -14,7 +14,23 @@ maps 4MB when CR4.PSE=1, with the PSE-36 bits 16:13 as physical bits 35:32),
 PAE (CR4.PAE=1, EFER.LMA=0: the 4 PDPTEs loaded into registers when CR3 is
 loaded, then 2 levels of 512 8-byte entries, 2MB pages) and 64-bit
 (EFER.LMA=1: 4 levels, 2MB and 1GB pages).  Controls: CR0.WP, CR4.PSE,
-CR4.PAE, EFER.NX, EFER.LMA and MAXPHYADDR (a parameter).
+CR4.PAE, EFER.NX, EFER.LMA; CPUID parameters: MAXPHYADDR and GBPAGES.
+
+Reserved bits follow a *rule*, a parameter of ArchCpu:
+- RSVD_INTEL (the default) is Intel's, from the SDM tables: the reference.
+  With GBPAGES=0 (CPUID.80000001H:EDX[26] clear) a PDPTE with PS=1 has a
+  reserved bit set (PS itself), so the walk faults with RSVD|P, as the host
+  of kvm-host-facts.md does.
+- RSVD_KVM_3_10 is what Linux 3.10's reset_rsvds_bits_mask() and
+  load_pdptrs() reserved, stated as a rule (read from 3.10.99's mmu.c and
+  x86.c): as Intel's except that bit 8 (G) is reserved in every PML4E and
+  in every 4-level PDPTE with PS=0 (Intel ignores it there; it is AMD's
+  rule for a PML4E), a PAE PDPTE register reserves only bits 2:1 and 8:7
+  (and 63:MAXPHYADDR) where Intel also reserves 6:5, and GBPAGES is never
+  consulted: a PS=1 PDPTE of a 4-level walk is a 1GB page whatever the
+  guest's CPUID says.
+The rule and GBPAGES reach the walk only through reserved_mask() and
+pdpte_reserved(); nothing else depends on them.
 
 Modelling choices, stated once:
 - A and D are set only after the walk succeeded (A on every entry the walk
@@ -27,8 +43,9 @@ Modelling choices, stated once:
 - 32-bit paging uses the PSE-36 layout with 4 high bits (physical address
   bits 35:32) whatever MAXPHYADDR is; bits 21:17 of a 4MB PDE are reserved.
   MAXPHYADDR applies to PAE and 64-bit entries.
-- 1GB pages are always available in 64-bit mode (CPUID.GBPAGES=1).  Bit 8 of
-  a non-leaf PML4E/PDPTE is ignored (Intel; AMD reserves it in a PML4E).
+- 1GB pages are available in 64-bit mode unless the `gbpages` parameter is
+  False (default True: CPUID.GBPAGES=1).  Under Intel's rule bit 8 of a
+  non-leaf PML4E/PDPTE is ignored (AMD reserves it in a PML4E).
 - No SMEP, SMAP, protection keys or CR0.PG=0: paging is on.
 """
 
@@ -42,7 +59,7 @@ from .consts import (
     PT32E_NR_PDPTES, PT32E_PDPTE_RSVD_MASK, PT32E_PDPTE_SHIFT, PT32_VADDR_BITS, PT64_1GB_RSVD_MASK,
     PT64_2MB_RSVD_MASK, PT64_NX_MASK, PT64_NX_SHIFT, PT64_PML4E_RSVD_MASK, PT64_PHYS_BITS,
     PT64_VADDR_BITS, PT_ACCESSED_MASK, PT_DIRTY_MASK, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK,
-    PT_USER_MASK, PT_WRITABLE_MASK, rsvd_bits,
+    PT_GLOBAL_MASK, PT_USER_MASK, PT_WRITABLE_MASK, rsvd_bits,
 )
 from .guest_memory import WALKER
 
@@ -53,6 +70,11 @@ ACCESS_KINDS = (READ, WRITE, FETCH)
 GP = "#GP"  # outcome of a control-register load the architecture refuses
 
 KB4, MB2, MB4, GB1 = 1 << 12, 1 << 21, 1 << 22, 1 << 30
+
+# Reserved-bit rules (module docstring).
+RSVD_INTEL = "intel"     # the architecture (Intel SDM vol. 3 chapter 4)
+RSVD_KVM_3_10 = "3.10"   # Linux 3.10's reset_rsvds_bits_mask() / load_pdptrs()
+RSVD_RULES = (RSVD_INTEL, RSVD_KVM_3_10)
 
 
 class Structure(NamedTuple):
@@ -124,23 +146,33 @@ def linear_address(mode, addr):
     return low
 
 
-def pdpte_reserved(maxphyaddr):
-    """Reserved bits of a PAE PDPTE: 2:1, 8:5 and 63:MAXPHYADDR (SDM table 4-8)."""
-    return PT32E_PDPTE_RSVD_MASK | rsvd_bits(maxphyaddr, 63)
+def pdpte_reserved(maxphyaddr, rule=RSVD_INTEL):
+    """Reserved bits of a PAE PDPTE: 2:1, 8:5 and 63:MAXPHYADDR (SDM table 4-8).
+    Under the 3.10 rule bits 6:5 (where A and D would be) are not reserved."""
+    mask = PT32E_PDPTE_RSVD_MASK | rsvd_bits(maxphyaddr, 63)
+    if rule == RSVD_KVM_3_10:
+        mask &= ~(PT_ACCESSED_MASK | PT_DIRTY_MASK)
+    return mask
+
+
+# (mode, level) -> size of the page a PS=1 entry there maps (0: PS not allowed)
+LARGE_PAGE = {(mode, s.level): s.large_page for mode, ss in STRUCTURES.items() for s in ss}
 
 
 def entry_kind(mode, level, value, cr4_pse):
     """What an entry at `level` is: ("table"|"page", page size or 0)."""
-    s = next(s for s in STRUCTURES[mode] if s.level == level)
     if level == 1:
         return "page", KB4
-    if value & PT_PAGE_SIZE_MASK and s.large_page and (mode != PAGING_32 or cr4_pse):
-        return "page", s.large_page
+    large = LARGE_PAGE[mode, level]
+    if value & PT_PAGE_SIZE_MASK and large and (mode != PAGING_32 or cr4_pse):
+        return "page", large
     return "table", 0
 
 
-def reserved_mask(mode, level, value, cr4_pse, efer_nx, maxphyaddr):
-    """The bits of this entry that must be 0 (SDM tables 4-4..4-19)."""
+def reserved_mask(mode, level, value, cr4_pse, efer_nx, maxphyaddr, rule=RSVD_INTEL,
+                  gbpages=True):
+    """The bits of this entry that must be 0: Intel's (SDM tables 4-4..4-19), or
+    under the 3.10 rule, KVM 3.10's (module docstring)."""
     kind, size = entry_kind(mode, level, value, cr4_pse)
     if mode == PAGING_32:
         return PT32_4MB_RSVD_MASK if size == MB4 else 0
@@ -153,6 +185,10 @@ def reserved_mask(mode, level, value, cr4_pse, efer_nx, maxphyaddr):
         mask |= PT64_2MB_RSVD_MASK
     elif size == GB1:
         mask |= PT64_1GB_RSVD_MASK
+        if not gbpages and rule == RSVD_INTEL:
+            mask |= PT_PAGE_SIZE_MASK  # no 1GB pages: PS is reserved in a PDPTE
+    if rule == RSVD_KVM_3_10 and mode == PAGING_64 and level in (4, 3) and kind == "table":
+        mask |= PT_GLOBAL_MASK  # 3.10 reserves bit 8 of a non-leaf PML4E/PDPTE
     return mask
 
 
@@ -206,17 +242,28 @@ class ArchCpu:
     """The architectural state a walk depends on, and the walk itself.
 
     `mem` is a spec.guest_memory.GuestMemory.  Control changes return None or
-    GP; a refused change leaves everything as it was.
+    GP; a refused change leaves everything as it was.  `gbpages` is
+    CPUID.GBPAGES (1GB pages) and `rsvd_rule` the reserved-bit rule (RSVD_INTEL,
+    the architecture, or RSVD_KVM_3_10); both default to what the walk always
+    was (1GB pages, Intel's rule), also as class attributes for an ArchCpu
+    built without __init__ (spec/mmu_audit.py's probe_cpu).
     """
 
+    gbpages = True
+    rsvd_rule = RSVD_INTEL
+
     def __init__(self, mem, maxphyaddr, mode=PAGING_64, cr0_wp=True, cr4_pse=True,
-                 efer_nx=True, cr3=0):
+                 efer_nx=True, cr3=0, gbpages=True, rsvd_rule=RSVD_INTEL):
         if not 36 <= maxphyaddr <= PT64_PHYS_BITS:
             raise ValueError(f"MAXPHYADDR {maxphyaddr} outside 36..{PT64_PHYS_BITS}")
         if mode not in PAGING_MODES:
             raise ValueError(f"paging mode must be one of {PAGING_MODES}, not {mode!r}")
+        if rsvd_rule not in RSVD_RULES:
+            raise ValueError(f"reserved-bit rule must be one of {RSVD_RULES}, not {rsvd_rule!r}")
         self.mem = mem
         self.maxphyaddr = maxphyaddr
+        self.gbpages = bool(gbpages)
+        self.rsvd_rule = rsvd_rule
         self.cr0_wp, self.cr4_pse, self.efer_nx = bool(cr0_wp), bool(cr4_pse), bool(efer_nx)
         self.cr4_pae = mode != PAGING_32
         self.efer_lma = mode == PAGING_64
@@ -234,7 +281,7 @@ class ArchCpu:
         """The 4 PDPTEs at CR3[31:5], or GP if a present one has reserved bits."""
         base = cr3 & PT32E_CR3_PDPT_MASK
         vals = tuple(self.mem.read(base + 8 * i, 8) for i in range(PT32E_NR_PDPTES))
-        bad = pdpte_reserved(self.maxphyaddr)
+        bad = pdpte_reserved(self.maxphyaddr, self.rsvd_rule)
         if any(v & PT_PRESENT_MASK and v & bad for v in vals):
             return GP
         return vals
@@ -314,7 +361,8 @@ class ArchCpu:
             res.path.append(PathEntry(s.level, gpa, value, entry_rights(mode, value, self.efer_nx)))
             if not value & PT_PRESENT_MASK:
                 return fault(0)
-            if value & reserved_mask(mode, s.level, value, self.cr4_pse, self.efer_nx, m):
+            if value & reserved_mask(mode, s.level, value, self.cr4_pse, self.efer_nx, m,
+                                     self.rsvd_rule, self.gbpages):
                 return fault(PFERR_RSVD_MASK | PFERR_PRESENT_MASK)
             what, size = entry_kind(mode, s.level, value, self.cr4_pse)
             if what == "page":
@@ -331,11 +379,12 @@ class ArchCpu:
         res.gfn = (page_base(mode, leaf.value, size, m) | (la & (size - 1))) >> PAGE_SHIFT
         res.level, res.rights = leaf.level, rights
         start = len(mem.log)
+        width = 4 if mode == PAGING_32 else 8
         for e in res.path:
             if e.gpa is None:
                 continue  # a PDPTE register has no A bit
-            width = 4 if mode == PAGING_32 else 8
-            cur = mem.read(e.gpa, width)
+            # Until this loop writes, memory holds what the walk read.
+            cur = mem.read(e.gpa, width) if len(mem.log) != start else e.value
             new = cur | PT_ACCESSED_MASK
             if e is leaf and kind == WRITE:
                 new |= PT_DIRTY_MASK
