@@ -180,6 +180,9 @@ def render(report):
     if report["bench"] == "tester":
         from diff.bench_tester import render as render_tester
         return render_tester(report)
+    if report["bench"] == "coverage":
+        from diff.branch_coverage import render as render_coverage
+        return render_coverage(report)
     raise ValueError(f"no renderer for bench {report['bench']!r}")
 
 
@@ -349,3 +352,5 @@ from diff.bench_tester import bench_tester  # noqa: E402  (mmuspec bench tester:
 BENCHES["tester"] = bench_tester
 from diff.bench_zap import bench_zap  # noqa: E402  (mmuspec bench zap: work under mmu_lock)
 BENCHES["zap"] = bench_zap
+from diff.branch_coverage import bench_coverage  # noqa: E402  (mmuspec bench coverage: branch coverage)
+BENCHES["coverage"] = bench_coverage

@@ -100,17 +100,35 @@ def replay(data, variant="recorded"):
     `variant` is "recorded" (the file's), None (the plain impl) or a name.
     Raises UnknownFamily, UnknownVariant or BadCounterexample.
     """
+    fam, name, failure, world = replay_world(data, variant)
+    close = getattr(world, "close", None)
+    if close is not None:   # a world that holds resources (the live family's VM)
+        close()
+    return fam, name, failure
+
+
+def replay_world(data, variant="recorded", prepare=None):
+    """As replay(), and the world the ops ran on: (family, variant name,
+    Failure|None, world).  `prepare(world)` runs before the first op (the CLI
+    asks a world that keeps a transcript to start it).  The caller closes a
+    world that has close()."""
     fam = families.get(data["family"])
     name = data.get("variant") if variant == "recorded" else variant
     var = variant_registry.get(name) if name else None
     mode = data.get("mode") or fam.modes[0]
     if mode not in fam.modes:
         raise BadCounterexample(f"family {fam.name} has no mode {mode!r}")
+    world = fam.world(var, mode)
+    if prepare is not None:
+        prepare(world)
     try:
-        failure = replay_ops(fam.world(var, mode), data["ops"])
+        failure = replay_ops(world, data["ops"])
     except BadOp as e:
+        close = getattr(world, "close", None)
+        if close is not None:
+            close()
         raise BadCounterexample(str(e)) from None
-    return fam, name, failure
+    return fam, name, failure, world
 
 
 def describe_ops(family, ops, mode=None):
@@ -134,6 +152,9 @@ It fails while the discrepancy is there; run it from the mmuspec checkout
 (`.venv/bin/pytest THIS_FILE`).
 """
 
+import pytest
+
+from diff import families
 from diff.counterexample import replay
 
 COUNTEREXAMPLE = {{
@@ -146,6 +167,9 @@ COUNTEREXAMPLE = {{
 
 
 def {name}():
+    ok, why = families.get(COUNTEREXAMPLE["family"]).availability()
+    if not ok:  # e.g. a live counterexample on a host without a usable /dev/kvm
+        pytest.skip(why)
     fam, variant, failure = replay(COUNTEREXAMPLE)
     assert failure is None, (
         f"step {{failure.step + 1}} [{{failure.oracle}}] {{failure.message}}")

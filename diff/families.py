@@ -31,6 +31,18 @@ class Family:
     # for_variant): the variant's class, built by its own family, is set as
     # that attribute of a subclass of impl_base (mmu: rmap_class).
     also_runs: tuple = ()
+    # () -> (ok, reason): whether this family can run on this host (None: always).
+    # A family that needs something the host may lack (the live family: a usable
+    # /dev/kvm that runs long mode) says so here, with a one-line reason, so a
+    # command can print "NAME: skipped (reason)" instead of running it.
+    available: object = None
+
+    def availability(self):
+        """(True, "") or (False, one-line reason): can this family run here?"""
+        if self.available is None:
+            return True, ""
+        ok, reason = self.available()
+        return bool(ok), reason or ""
 
     def accepts(self, variant):
         """Runs `variant` by default: for_variant picks this family for it."""
@@ -67,7 +79,8 @@ class Family:
 _FAMILIES = {}
 
 # Modules of the diff package that are infrastructure, not families.
-_NOT_FAMILIES = {"core", "families", "campaign", "counterexample", "bench", "bench_tester", "exampledb", "jobs", "bench_zap"}
+_NOT_FAMILIES = {"core", "families", "campaign", "counterexample", "bench", "bench_tester", "exampledb", "jobs",
+                 "bench_zap", "branch_coverage", "unreachable", "watchdog"}
 
 
 def load_all():

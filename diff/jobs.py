@@ -1,8 +1,12 @@
 """Campaign jobs, and running many of them at once on dask.distributed.
 
 A job is one campaign described by plain data (`Job`: family, mode, variant,
-seed, budget, steps, kind "plain" or "hunt"); `run_job()` runs it and
-returns `CampaignResult.to_dict()`.  Both are plain top-level names of this
+seed, budget, steps, kind "plain" or "hunt", coverage); `run_job()` runs it
+and returns `CampaignResult.to_dict()`.  A job with `coverage=True` runs its
+campaign under branch coverage of spec/ and impl/ (diff/branch_coverage.py,
+measured in the process that runs it, worker or not) and its result gains
+"coverage": the executed arcs per file, plain JSON; `merge_chunks` unites
+them.  Both are plain top-level names of this
 module, so a dask worker anywhere imports them by reference: a worker needs
 this checkout (or the installed package) on its path, nothing else.
 
@@ -78,6 +82,7 @@ class Job:
     steps: int = campaign.DEFAULT_STEPS
     kind: str = "plain"
     shrink_seconds: float = campaign.DEFAULT_SHRINK_SECONDS  # Hypothesis' shrink cap for a failure
+    coverage: bool = False  # measure branch coverage of spec/ and impl/ (diff/branch_coverage.py)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -97,7 +102,8 @@ class Job:
     def label(self):
         who = self.variant or f"{self.family} (plain impl)"
         where = f", mode {self.mode}" if self.mode else ""
-        return f"{self.kind} {who}{where}, seed {self.seed}"
+        cov = ", under coverage" if self.coverage else ""
+        return f"{self.kind} {who}{where}, seed {self.seed}{cov}"
 
 
 def run_job(job, database=None, progress=None):
@@ -105,17 +111,30 @@ def run_job(job, database=None, progress=None):
 
     `database` is an example database spec (diff.exampledb), opened in the
     process that runs the job.  `progress` is run_campaign's per-round
-    callback (only meaningful in this process)."""
+    callback (only meaningful in this process).  With `job.coverage` the
+    result also holds "coverage" (branch_coverage.measuring's data)."""
     job = Job.of(job)
+    if not job.coverage:
+        return _run(job, database, progress).to_dict()
+    from . import branch_coverage, families
+
+    # Import every family (and the spec/impl modules they use) first: import-time
+    # lines are then outside the measurement alike in this process and on a
+    # fresh worker.
+    families.load_all()
+    with branch_coverage.measuring() as measured:
+        res = _run(job, database, progress)
+    return dict(res.to_dict(), coverage=measured.data)
+
+
+def _run(job, database, progress):
     if job.kind == "hunt":
-        res = campaign.hunt_variant(job.family, job.variant, seed=job.seed, budget=job.budget,
-                                    steps=job.steps, progress=progress, database=database,
-                                    shrink_seconds=job.shrink_seconds)
-    else:
-        res = campaign.run_campaign(job.family, job.variant, seed=job.seed, budget=job.budget,
-                                    steps=job.steps, mode=job.mode, progress=progress,
-                                    database=database, shrink_seconds=job.shrink_seconds)
-    return res.to_dict()
+        return campaign.hunt_variant(job.family, job.variant, seed=job.seed, budget=job.budget,
+                                     steps=job.steps, progress=progress, database=database,
+                                     shrink_seconds=job.shrink_seconds)
+    return campaign.run_campaign(job.family, job.variant, seed=job.seed, budget=job.budget,
+                                 steps=job.steps, mode=job.mode, progress=progress,
+                                 database=database, shrink_seconds=job.shrink_seconds)
 
 
 def run_job_on_worker(job, database=None):
@@ -301,11 +320,21 @@ def run_jobs(jobs, scheduler=None, workers=None, database=None, on_result=None, 
 def merge_chunks(results):
     """One family's plain campaign from its chunks (same family and mode, seeds apart).
 
-    Counts are summed and rules united; `seconds` is worker time (the sum),
-    `wall_seconds` the longest chunk.  A chunk that found a discrepancy gives
-    the record its failure (the first such chunk in job order)."""
+    Counts are summed (per_mode too) and rules united; `seconds` is worker
+    time (the sum), `wall_seconds` the longest chunk.  A chunk that found a
+    discrepancy gives the record its failure (the first such chunk in job
+    order).  The chunks' "coverage" measurements (if any) are united
+    (branch_coverage.merge), and "coverage_chunks" counts the measured ones."""
+    measured = [r.get("coverage") for r in results if r.get("coverage")]
+    cov = {}
+    if measured:
+        from . import branch_coverage
+
+        cov = {"coverage": branch_coverage.merge(measured)}
+    cov["coverage_chunks"] = len(measured)
     if len(results) == 1:
-        return dict(results[0], chunks=1, wall_seconds=results[0]["seconds"], seeds=[results[0]["seed"]])
+        return dict(results[0], chunks=1, wall_seconds=results[0]["seconds"], seeds=[results[0]["seed"]],
+                    **cov)
     bad = [r for r in results if r["status"] != "clean"]
     out = dict(bad[0] if bad else results[0])
     out["budget"] = sum(r["budget"] for r in results)
@@ -323,7 +352,10 @@ def merge_chunks(results):
             for k, v in counts.items():
                 into[k] = into.get(k, 0) + v
     out["metrics"] = metrics
-    out["per_mode"] = per_mode
+    out["per_mode"] = {m: {k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()}
+                       for m, c in per_mode.items()}
     out["chunks"] = len(results)
     out["seeds"] = [r["seed"] for r in results]
+    out.pop("coverage", None)
+    out.update(cov)
     return out

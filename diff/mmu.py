@@ -29,6 +29,7 @@ Every op goes to all three.  After each op:
 What a clean campaign means is tested (sampled), not proved.
 """
 
+import copy
 from collections import Counter
 
 from hypothesis import strategies as st
@@ -43,13 +44,14 @@ from spec.consts import (
     spte_to_pfn,
 )
 from spec.gfn import gfn_to_index
-from spec.errors import KvmBug, Livelock, WrongHostPage
+from spec.errors import HostDemand, KvmBug, Livelock, WrongHostPage
 from spec.guest_memory import GuestMemory
 from spec.kvm_host import KvmHost
-from spec.mmu import MMIO, OK, PAGE_FAULT, SHADOW, TDP, ShadowMmu as SpecShadowMmu, Vcpu
+from spec.mmu import MMIO, OK, PAGE_FAULT, SHADOW, TDP, ShadowMmu as SpecShadowMmu
 from spec.mmu_audit import audit, probe_cpu
 from spec.prefetch import describe_slots, expected_prefetch
-from spec.walk import ACCESS_KINDS, GP, PAGING_32, PAGING_64, PAGING_PAE, WRITE, ArchCpu
+from spec.tlb import TLB_CAPACITY, MemoryAt, PermittedTranslations, StoreLog
+from spec.walk import ACCESS_KINDS, GP, PAGING_32, PAGING_64, PAGING_PAE, READ, WRITE, ArchCpu
 
 from .core import BadOp, DiffMachine, Discrepancy, World, check_variant_invariants
 from .families import Family
@@ -93,6 +95,10 @@ def with_prefetch_probe(impl_cls):
         windows_across_edge = 0  # of those, windows whose gfns reach past a memslot's edge
         remapped = 0           # mmu_set_spte over a present leaf of another pfn
 
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.flush_effect = {}  # flush reason -> TLB entries it found, summed
+
         def mmu_set_spte(self, sptep, pte_access, write_fault, level, gfn, pfn, speculative,
                          host_writable):
             old = self.mem.spte_read(sptep)
@@ -106,6 +112,31 @@ def with_prefetch_probe(impl_cls):
 
         def tdp_page_fault(self, vcpu, gpa, write):
             return self._probed(vcpu, super().tdp_page_fault, gpa, write)
+
+        # What each flush had to do: the TLB entries it found (a missing flush
+        # matters only where there are some); and writable TLB entries of a
+        # gfn KVM starts shadowing (what that shadowing's flush must remove).
+        # Measured before the form under test decides anything.
+        def kvm_flush_remote_tlbs(self, reason):
+            n = sum(len(v.tlb.entries) for v in self.vcpus.values())
+            self.flush_effect[reason] = self.flush_effect.get(reason, 0) + n
+            return super().kvm_flush_remote_tlbs(reason)
+
+        def account_shadowed(self, gfn):
+            self.flush_effect["writable TLB entries of a gfn KVM starts shadowing"] = \
+                self.flush_effect.get("writable TLB entries of a gfn KVM starts shadowing", 0) + sum(
+                    1 for v in self.vcpus.values() for e in v.tlb.entries.values()
+                    if e.host_write and e.gfn <= gfn < e.gfn + (1 << (9 * (e.level - 1))))
+            return super().account_shadowed(gfn)
+
+        def kvm_mmu_pte_write(self, vcpu, gpa, new, nbytes):
+            gfn = gpa >> PAGE_SHIFT
+            pages = {sp.spt for sp in self.for_each_gfn_indirect_valid_sp(gfn)}
+            self.flush_effect["other vCPUs' TLB entries through a page the guest writes"] = \
+                self.flush_effect.get("other vCPUs' TLB entries through a page the guest writes", 0) + sum(
+                    1 for v in self.vcpus.values() if v is not vcpu
+                    for e in v.tlb.entries.values() if pages.intersection(e.pages))
+            return super().kvm_mmu_pte_write(vcpu, gpa, new, nbytes)
 
         def shadow_page_fault(self, vcpu, addr, write, user, fetch):
             return self._probed(vcpu, super().shadow_page_fault, addr, write, user, fetch)
@@ -143,13 +174,32 @@ def with_prefetch_probe(impl_cls):
 
 
 class Oracle:
-    """The third machine: guest memory and architectural CPUs, no MMU."""
+    """The third machine: guest memory and architectural CPUs, no MMU; and, for
+    each vCPU, the translations the architecture lets its TLB still use
+    (spec/tlb.py: every translation since the last invalidation covering the
+    address).  An access has permitted outcomes: the current walk's first,
+    then each stale translation's (its gfn, or a spurious #PF when it lacks
+    the rights).  A side whose outcome is a stale one gets an oracle of its
+    own from then on (MmuWorld.oracles): the memories may part."""
 
     def __init__(self):
         self.mem = GuestMemory()
+        self.history = StoreLog(self.mem)
         self.cpus = {}
-        self.slots = {}  # id -> (base_gfn, npages, readonly, dirty_log)
-        self.written = {}  # slot id -> gfns written since the last GET_DIRTY_LOG
+        self.permitted = {}  # vcpu -> PermittedTranslations
+        self.slots = {}      # id -> (base_gfn, npages, readonly, dirty_log)
+        self.written = {}    # slot id -> gfns written since the last GET_DIRTY_LOG
+
+    def add_cpu(self, vcpu, cpu):
+        self.cpus[vcpu] = cpu
+        self.permitted[vcpu] = PermittedTranslations(self.history.n)
+
+    def flush(self, vcpu):
+        """The guest's full invalidation: MOV CR3, a paging-mode or control change."""
+        self.permitted[vcpu].flush(self.history.n)
+
+    def invlpg(self, vcpu, addr):
+        self.permitted[vcpu].invlpg(self.history.n, addr)
 
     def slot_of(self, gfn):
         for sid, (base, n, ro, dl) in self.slots.items():
@@ -157,21 +207,51 @@ class Oracle:
                 return sid
         return None
 
-    def access(self, vcpu, addr, kind, user, value=None, size=None):
-        cpu = self.cpus[vcpu]
-        before = len(self.mem.log)
-        res = cpu.walk(addr, kind, user)
-        for w in self.mem.log[before:]:
-            self.note_write(w.gfn)
-        if not res.ok:
+    def outcome(self, res, kind):
+        """A walk's outcome for the access: #PF, MMIO (no memslot, or a write to a
+        read-only one) or completed at the gfn."""
+        if res.fault is not None:
             return PAGE_FAULT, res.fault
         sid = self.slot_of(res.gfn)
         if sid is None or (kind == WRITE and self.slots[sid][2]):
             return MMIO, res.gfn
-        if value is not None:
-            self.mem.write((res.gfn << PAGE_SHIFT) | (addr & 0xFFF), size, value, "guest")
-            self.note_write(res.gfn)
         return OK, res.gfn
+
+    def candidates(self, vcpu, addr, kind, user):
+        """[(outcome, how)]: the current walk ("walk", first), then each distinct
+        stale translation ("tlb").  Reads only."""
+        cpu = self.cpus[vcpu]
+
+        def walk_at(mem):
+            view = copy.copy(cpu)
+            view.mem = mem
+            return view.walk(addr, kind, user)
+
+        cur = self.outcome(walk_at(MemoryAt(self.history, self.history.n)), kind)
+        out = [(cur, "walk")]
+        for res in self.permitted[vcpu].stale_walks(self.history, walk_at, addr,
+                                                    lambda r: page_bits(cpu, r)):
+            o = (self.outcome(res, kind), "tlb")
+            if o[0][0] == PAGE_FAULT:
+                o = ((PAGE_FAULT, res.fault), "tlb")  # a spurious #PF of a stale entry's rights
+            if o not in out:
+                out.append(o)
+        return out
+
+    def commit(self, vcpu, addr, kind, user, value, size, outcome, how):
+        """Apply the chosen outcome: a walk sets A/D; a stale TLB entry writes
+        nothing but the store's data."""
+        if how == "walk":
+            before = len(self.mem.log)
+            self.cpus[vcpu].walk(addr, kind, user)
+            for w in self.mem.log[before:]:
+                self.note_write(w.gfn)
+        status, gfn = outcome
+        if status == OK and value is not None:
+            gpa = (gfn << PAGE_SHIFT) | (addr & 0xFFF)
+            self.history.record(gpa, size)
+            self.mem.write(gpa, size, value, "guest")
+            self.note_write(gfn)
 
     def note_write(self, gfn):
         sid = self.slot_of(gfn)
@@ -179,18 +259,25 @@ class Oracle:
             self.written.setdefault(sid, set()).add(gfn)
 
 
+def page_bits(cpu, res):
+    """Address bits below the page a walk reached (4K, 2MB, 4MB, 1GB)."""
+    level = res.path[-1].level if res.path else 1
+    return PAGE_SHIFT + (10 if cpu.mode == PAGING_32 else 9) * (level - 1)
+
+
 class MmuWorld(World):
     def __init__(self, impl_cls, mode="mixed"):
         self.impl_cls = impl_cls
         self.mode = mode
         self.sides = None
-        self.oracle = None
+        self.oracles = None   # side name -> its Oracle (one object until a side takes a stale outcome)
         self.extra_dirty = 0  # gfns GET_DIRTY_LOG reported that the guest did not write
         self.dirty_reported = 0
         self.dirty_calls = 0
         self.pending_change = None  # a memslot delete/move whose zap is in its lock breaks
         self.holds = {"spec": [], "impl": []}  # per finished zap-all: pages visited per mmu_lock hold
         self.last_outcome = (None, None)  # the oracle's outcome of the last access
+        self.stale_taken = 0  # accesses an oracle settled on a translation older than the walk
         # How deep the run went (the machine's hypothesis.target() measures): maxima
         # over the run of "rmap chain" and "shadow pages of one gfn", and counts.
         self.depth = {"rmap chain": 0, "shadow pages of one gfn": 0,
@@ -209,10 +296,15 @@ class MmuWorld(World):
             batch = a.get("zap_batch", BATCH_ZAP_PAGES)
             if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
                 raise BadOp(f"zap_batch must be a positive integer, not {batch!r}")
+            capacity = a.get("tlb_capacity", TLB_CAPACITY)
+            if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
+                raise BadOp(f"tlb_capacity must be a non-negative integer, not {capacity!r}")
             for m in self.sides.values():
                 if hasattr(m.mmu, "zap_batch_pages"):
                     m.mmu.zap_batch_pages = batch
-            self.oracle = Oracle()
+                m.mmu.tlb_capacity = capacity
+            oracle = Oracle()
+            self.oracles = {name: oracle for name in self.sides}
             return
         if self.sides is None:
             raise BadOp("the first op must be vm_setup")
@@ -233,14 +325,27 @@ class MmuWorld(World):
                 raise Discrepancy("host page", f"{what}: {name}: {e}") from None
             except Livelock as e:
                 raise Discrepancy("livelock", f"{what}: {name}: {e}") from None
+            except HostDemand as e:
+                raise Discrepancy(e.rule, f"{what}: {name}: {e}") from None
         return out
+
+    @property
+    def oracle(self):
+        """The spec's oracle (the machine reads memslots and vCPUs from it: they
+        are the same in every side's oracle)."""
+        return self.oracles["spec"]
+
+    def each_oracle(self, fn):
+        """fn(oracle) on every distinct side oracle."""
+        for o in {id(o): o for o in self.oracles.values()}.values():
+            fn(o)
 
     def op_host_write(self, gpa, size, value):
         """Userspace fills guest memory before any vCPU runs (no MMU involved)."""
         if any(m.mmu.vcpus for m in self.sides.values()):
             raise BadOp("host_write is for set-up, before the first vCPU")
         for mem in [m.mem for m in self.sides.values()] + [self.oracle.mem]:
-            mem.write(gpa, size, value, "guest")
+            mem.write(gpa, size, value, "guest")  # before any vCPU: no store to log
 
     def op_memslot_create(self, slot, base_gfn, npages, readonly, dirty_log, host_level):
         self._no_change_pending("memslot_create")
@@ -251,7 +356,7 @@ class MmuWorld(World):
             raise BadOp(f"memslot_create({slot}): host_level 1..3 and npages >= 1")
         self.each(f"memslot_create({slot})", lambda m: m.mmu.kvm_memslot_create(
             slot, base_gfn, npages, readonly, dirty_log, host_level))
-        self.oracle.slots[slot] = (base_gfn, npages, readonly, dirty_log)
+        self.each_oracle(lambda o: o.slots.__setitem__(slot, (base_gfn, npages, readonly, dirty_log)))
 
     def _slot(self, slot):
         if slot not in self.oracle.slots:
@@ -290,8 +395,10 @@ class MmuWorld(World):
 
         self.each(f"memslot_{what}({slot}): flush begins",
                   lambda m: m.mmu.kvm_memslot_change_begin(slot))
-        del self.oracle.slots[slot]
-        self.oracle.written.pop(slot, None)
+        def drop(o):
+            del o.slots[slot]
+            o.written.pop(slot, None)
+        self.each_oracle(drop)
         self.pending_change = (slot, what, base_gfn, base, n, ro, dl)
 
     def op_zap_resume(self):
@@ -317,7 +424,7 @@ class MmuWorld(World):
         self.each(f"memslot_{what}({slot}): flush ends", commit)
         self.pending_change = None
         if what == "move":
-            self.oracle.slots[slot] = (base_gfn, n, ro, dl)
+            self.each_oracle(lambda o: o.slots.__setitem__(slot, (base_gfn, n, ro, dl)))
 
     def op_memslot_dirty_log(self, slot, on):
         self._no_change_pending("memslot_dirty_log")
@@ -325,8 +432,11 @@ class MmuWorld(World):
 
         self.each(f"memslot_dirty_log({slot}, {on})",
                   lambda m: m.mmu.kvm_memslot_set_dirty_log(slot, on))
-        self.oracle.slots[slot] = (base, n, ro, on)
-        self.oracle.written.pop(slot, None)
+
+        def flag(o):
+            o.slots[slot] = (base, n, ro, on)
+            o.written.pop(slot, None)
+        self.each_oracle(flag)
 
     def op_get_dirty_log(self, slot):
         self._no_change_pending("GET_DIRTY_LOG")
@@ -334,14 +444,15 @@ class MmuWorld(World):
         if not dl:
             raise BadOp(f"memslot {slot} is not logging dirty pages")
         got = self.each(f"GET_DIRTY_LOG(slot {slot})", lambda m: m.mmu.kvm_vm_ioctl_get_dirty_log(slot))
-        written = self.oracle.written.pop(slot, set())
+        written = {name: self.oracles[name].written.get(slot, set()) for name in self.sides}
+        self.each_oracle(lambda o: o.written.pop(slot, None))
         for name, reported in got.items():
-            missed = sorted(written - set(reported))
+            missed = sorted(written[name] - set(reported))
             if missed:
                 raise Discrepancy("dirty log", (
                     f"GET_DIRTY_LOG(slot {slot}) on {name} misses gfns "
                     f"{[hex(g) for g in missed]} the guest wrote"))
-        self.extra_dirty += len(set(got["impl"]) - written)
+        self.extra_dirty += len(set(got["impl"]) - written["impl"])
         self.dirty_reported += len(got["impl"])
         self.dirty_calls += 1
 
@@ -352,21 +463,33 @@ class MmuWorld(World):
         guest_mode = PAGING_64 if kind == TDP else GUEST_MODE[mode]
 
         try:
-            self.oracle.cpus[vcpu] = ArchCpu(self.oracle.mem, MAXPHYADDR, guest_mode, cr0_wp,
-                                             cr4_pse, efer_nx, cr3)
+            for o in {id(o): o for o in self.oracles.values()}.values():
+                o.add_cpu(vcpu, ArchCpu(o.mem, MAXPHYADDR, guest_mode, cr0_wp, cr4_pse, efer_nx, cr3))
         except ValueError as e:
             raise BadOp(f"vcpu_create({vcpu}): {e}") from None
 
         def create(m):
             guest = m.make_guest(kind, guest_mode, cr3, cr0_wp, cr4_pse, efer_nx)
-            m.mmu.vcpus[vcpu] = Vcpu(vcpu, kind, guest)
+            m.mmu.kvm_vm_ioctl_create_vcpu(vcpu, kind, guest)
         self.each(f"vcpu_create({vcpu})", create)
 
     def _vcpu(self, vcpu):
         if vcpu not in self.oracle.cpus:
             raise BadOp(f"no vcpu {vcpu}")
 
-    def _guest_change(self, vcpu, what, kernel_fn, oracle_ok):
+    def _guest_change(self, vcpu, what, kernel_fn, arch_fn):
+        """A change of the guest's paging controls: architecturally a full TLB
+        invalidation when it succeeds (MOV CR3; a paging-mode, CR0.WP, CR4.PSE
+        or EFER.NX change, as KVM resets its MMU context for each)."""
+        oks = set()
+
+        def change(o):
+            ok = arch_fn(o.cpus[vcpu]) != GP
+            if ok:
+                o.flush(vcpu)
+            oks.add(ok)
+        self.each_oracle(change)
+        oracle_ok = oks.pop()
         got = self.each(what, lambda m: kernel_fn(m.mmu, m.mmu.vcpus[vcpu]))
         if len({*got.values(), oracle_ok}) != 1:
             raise Discrepancy("guest outcome", f"{what}: spec {got['spec']}, impl {got['impl']}, "
@@ -374,39 +497,83 @@ class MmuWorld(World):
 
     def op_set_cr3(self, vcpu, cr3):
         self._vcpu(vcpu)
-        ok = self.oracle.cpus[vcpu].mov_to_cr3(cr3) != GP
         self._guest_change(vcpu, f"vcpu {vcpu} mov cr3 {cr3:#x}",
-                           lambda mmu, v: mmu.kvm_set_cr3(v, cr3), ok)
+                           lambda mmu, v: mmu.kvm_set_cr3(v, cr3), lambda c: c.mov_to_cr3(cr3))
 
     def op_set_paging_mode(self, vcpu, mode):
         self._vcpu(vcpu)
-        ok = self.oracle.cpus[vcpu].set_paging_mode(mode) != GP
         self._guest_change(vcpu, f"vcpu {vcpu} paging mode {mode}",
-                           lambda mmu, v: mmu.kvm_set_paging_mode(v, mode), ok)
+                           lambda mmu, v: mmu.kvm_set_paging_mode(v, mode),
+                           lambda c: c.set_paging_mode(mode))
 
     def op_set_control(self, vcpu, reg, value):
         self._vcpu(vcpu)
-        ok = self.oracle.cpus[vcpu].set_control(reg, value) != GP
         self._guest_change(vcpu, f"vcpu {vcpu} {reg}={int(value)}",
-                           lambda mmu, v: mmu.kvm_set_control(v, reg, value), ok)
+                           lambda mmu, v: mmu.kvm_set_control(v, reg, value),
+                           lambda c: c.set_control(reg, value))
 
     def op_invlpg(self, vcpu, addr):
         """The guest's INVLPG of `addr`."""
         self._vcpu(vcpu)
+        self.each_oracle(lambda o: o.invlpg(vcpu, addr))
         self.each(f"vcpu {vcpu} invlpg {addr:#x}", lambda m: m.mmu.kvm_mmu_invlpg(m.mmu.vcpus[vcpu], addr))
+
+    def op_tlb_evict(self, vcpu, pick):
+        """The CPU drops a TLB entry of its choosing (the pick-th, oldest first)."""
+        self._vcpu(vcpu)
+        self.each(f"vcpu {vcpu} TLB evicts entry {pick}", lambda m: m.mmu.vcpus[vcpu].tlb.evict(pick))
 
     def op_access(self, vcpu, addr, kind, user, value=None, size=None):
         self._vcpu(vcpu)
         if kind not in ACCESS_KINDS:
             raise BadOp(f"access kind {kind!r}")
         what = f"vcpu {vcpu} {'user' if user else 'supervisor'} {kind} {addr:#x}"
-        want = self.last_outcome = self.oracle.access(vcpu, addr, kind, user, value, size)
+        cands = {id(o): o.candidates(vcpu, addr, kind, user) for o in self.oracles.values()}
+        self.last_outcome = cands[id(self.oracle)][0][0]
         got = self.each(what, lambda m: m.mmu.guest_access(m.mmu.vcpus[vcpu], addr, kind, user,
                                                            value, size))
-        if got["spec"] != want or got["impl"] != want:
-            show = lambda o: f"{o[0]} {o[1]:#x}" if o[1] is not None else o[0]
-            raise Discrepancy("guest outcome", f"{what}: oracle {show(want)}, spec {show(got['spec'])}, "
-                                               f"impl {show(got['impl'])}")
+        self.settle_access(what, vcpu, addr, kind, user, value, size, cands, got)
+
+    def settle_access(self, what, vcpu, addr, kind, user, value, size, cands, got):
+        """Each side's outcome must be one its oracle permits (the current walk, or a
+        translation a TLB may still hold: otherwise "stale translation"); its
+        oracle then applies that choice.  Sides sharing an oracle that chose
+        differently part: each gets an oracle of its own.  When a stale choice
+        and the walk give the same outcome, the one whose memory effect (the
+        walk's A/D bits) matches the side's memory is taken."""
+        show = lambda o: f"{o[0]} {o[1]:#x}" if o[1] is not None else o[0]
+        choice = {}
+        for name in self.sides:
+            allowed = [c for c in cands[id(self.oracles[name])] if c[0] == got[name]]
+            if not allowed:
+                outs = cands[id(self.oracles[name])]
+                if len(outs) == 1:
+                    raise Discrepancy("guest outcome", (
+                        f"{what}: oracle {show(outs[0][0])}, spec {show(got['spec'])}, "
+                        f"impl {show(got['impl'])}"))
+                raise Discrepancy("stale translation", (
+                    f"{what}: {name} {show(got[name])}, but the guest allows only "
+                    f"{', '.join(show(o) + (' (walk)' if h == 'walk' else ' (a TLB entry since its last invalidation)') for o, h in outs)}"))
+            choice[name] = allowed
+        for name in self.sides:
+            o = self.oracles[name]
+            if any(self.oracles[n] is o and choice[n][0] != choice[name][0] for n in self.sides if n != name):
+                self.oracles[name] = copy.deepcopy(o)  # the sides' memories part here
+        for o in {id(o): o for o in self.oracles.values()}.values():
+            names = [n for n in self.sides if self.oracles[n] is o]
+            options = choice[names[0]]
+            if len(options) == 1:
+                o.commit(vcpu, addr, kind, user, value, size, *options[0])
+                self.stale_taken += options[0][1] == "tlb"
+                continue
+            self.stale_taken += options[0][1] == "tlb"
+            for outcome, how in options:  # the walk's A/D effect, or none: the side's memory decides
+                trial = copy.deepcopy(o)
+                trial.commit(vcpu, addr, kind, user, value, size, outcome, how)
+                if all(self.sides[n].mem == trial.mem for n in names):
+                    break
+            for n in names:
+                self.oracles[n] = trial
 
     def op_unmap_hva_range(self, slot, gfn, npages):
         """The host frees the pages behind gfn..gfn+npages-1 of the slot
@@ -487,6 +654,8 @@ class MmuWorld(World):
         d["shadow pages of one gfn"] = max(d["shadow pages of one gfn"], max(per_gfn.values(), default=0))
         d["prefetch windows across a slot edge"] = getattr(mmu, "windows_across_edge", 0)
         d["sptes remapped to another pfn"] = getattr(mmu, "remapped", 0)
+        for reason in FLUSH_TARGETS:
+            d[f"TLB entries at {reason}"] = getattr(mmu, "flush_effect", {}).get(reason, 0)
 
     def metrics(self):
         """Summed over runs: zap-all work under mmu_lock (pages visited; the spec
@@ -502,14 +671,17 @@ class MmuWorld(World):
                 "dirty gfns reported but not written": self.extra_dirty,
                 "level-1 faults": getattr(impl, "prefetch_faults", 0),
                 "prefetched sptes": getattr(impl, "prefetched", 0),
+                "outcomes from a TLB entry older than the walk (guest-allowed)": self.stale_taken,
+                **{f"TLB {k} (impl)": sum(getattr(v.tlb, k) for v in impl.vcpus.values()) if impl else 0
+                   for k in ("hits", "fills", "flushes")},
                 **{f"depth: {k}": v for k, v in self.depth.items()}}
 
     # -- oracles ------------------------------------------------------------------
     def check(self):
         if self.sides is None:
             return
-        om = self.oracle.mem
         for name, m in self.sides.items():
+            om = self.oracles[name].mem
             if m.mem != om:
                 a, b = m.mem.snapshot(), om.snapshot()
                 gpa = min(g for g in set(a) | set(b) if a.get(g) != b.get(g))
@@ -600,6 +772,13 @@ TABLE_GFNS = tuple(range(0x10, 0x20))   # where guest tables live (identity mapp
 DATA_GFNS_LOW = (0, 0x800)               # gfns data entries point at (some beyond the slots)
 DATA_GFNS_HIGH = (0x40200, 0x40400)      # the second GB's slot: pages under a non-first 2MB frame
 HIGH_SLOT_BASES = (0x40200, 0x40600)
+TLB_CAPACITIES = (1, 4, TLB_CAPACITY)
+# The flushes (and flush-deciding moments) whose effect the search steers toward:
+# where a missing flush would leave an entry behind.
+FLUSH_TARGETS = ("kvm_mmu_commit_zap_page", "kvm_vm_ioctl_get_dirty_log",
+                 "kvm_mmu_notifier_invalidate_range_start",
+                 "writable TLB entries of a gfn KVM starts shadowing",
+                 "other vCPUs' TLB entries through a page the guest writes")    # entries per vCPU TLB (small ones evict often)
 EDGE_SLOT_BASE = 0x500                   # the setup's slot with unaligned edges, in 0x501..0x53f
 HIGH_GVA = (1 << 30) | (2 << 20)        # a 64-bit guest maps it to gfn 0x40200 with a 2MB page
 
@@ -622,7 +801,8 @@ class MmuMachine(DiffMachine):
 
     zap_batches = (BATCH_ZAP_PAGES,)  # the zap family draws smaller lock-break batches too
     # Rule groups swarm testing turns on and off per example (access and edit_pte always run).
-    SWARM_GROUPS = ("pte_run", "cr3", "control", "vcpus", "memslots", "dirty_log", "host_mm", "remap")
+    SWARM_GROUPS = ("pte_run", "cr3", "control", "vcpus", "memslots", "dirty_log", "host_mm", "remap",
+                    "tlb", "patterns")
 
     def change_pending(self):
         return self.world.pending_change is not None
@@ -642,15 +822,23 @@ class MmuMachine(DiffMachine):
     @initialize(data=st.data())
     def setup(self, data):
         self.swarm = self.draw_swarm(data)
+        self.last_table = None  # the table the guest linked or edited last
         self.touched = []  # gfns the guest's accesses completed on (the host ops pick from them)
+        self.touched_at = {}  # gfn -> an address whose access completed on it
         mode = self.world.mode
         # mixed: each example is a TDP VM or a shadow VM (a VM is one or the other),
         # and a shadow VM gains vCPUs of the other guest modes as it runs.
         vmode = data.draw(st.sampled_from(MODES[1:])) if mode == "mixed" else mode
         self.vmode = vmode
-        setup = {"pte_list_ext": data.draw(st.sampled_from(PTE_LIST_EXT_CHOICES))}
+        setup = {"pte_list_ext": data.draw(st.sampled_from(PTE_LIST_EXT_CHOICES)),
+                 "tlb_capacity": data.draw(st.sampled_from(TLB_CAPACITIES))}
         if len(self.zap_batches) > 1:
             setup["zap_batch"] = data.draw(st.sampled_from(self.zap_batches))
+        # A careful guest invalidates after each of its pte edits (INVLPG of the
+        # address, or a CR3 reload on every vCPU for a non-leaf entry), as a
+        # correct guest kernel does; a careless one leaves stale translations
+        # that the architecture lets the TLBs keep using.
+        self.careful = data.draw(st.booleans(), label="careful guest")
         self.emit(["vm_setup", setup])
         host_level = data.draw(st.sampled_from([1, 2]))
         self.emit(["memslot_create", {"slot": 0, "base_gfn": 0, "npages": 0x400, "readonly": False,
@@ -678,6 +866,7 @@ class MmuMachine(DiffMachine):
                                    "cr0_wp": data.draw(st.booleans()), "cr4_pse": True,
                                    "efer_nx": data.draw(st.booleans())}])
         self.vcpus = [0]
+        self.smp = [0]  # the vCPUs that run the guest's own paging mode on its root
         self.addrs = [0x1000 * g for g in TABLE_GFNS]
         root_level = {PAGING_64: 4, PAGING_PAE: 2, PAGING_32: 2}[self.gmode]
         self.table_at = {TABLE_GFNS[0]: (root_level, 0)}  # table gfn -> (level, base address)
@@ -686,6 +875,7 @@ class MmuMachine(DiffMachine):
         for k, t in enumerate(chain):
             lvl = (3 - k) if self.gmode == PAGING_64 else 1
             self.table_at[t] = (lvl, 0)
+        self.identity_pt = chain[-1]  # the level-1 table of the identity map
         if self.gmode == PAGING_PAE:
             self.table_at.pop(TABLE_GFNS[0])  # the PDPT is only read at CR3 load
             self.table_at[TABLE_GFNS[1]] = (2, 0)
@@ -737,16 +927,22 @@ class MmuMachine(DiffMachine):
           flags=st.sets(st.sampled_from(["W", "U", "A", "D", "PS", "NX", "notP", "table", "high",
                                          "edge"])),
           user=st.booleans(), then=st.lists(st.tuples(st.sampled_from(ACCESS_KINDS), st.booleans(),
-                                                       st.booleans()), max_size=2))
-    def edit_pte(self, pick, index, dest, flags, user, then):
+                                                       st.booleans()), max_size=2),
+          recent=st.booleans())
+    def edit_pte(self, pick, index, dest, flags, user, then, recent):
         """A guest store of a page-table entry into one of its tables (via the identity map).
 
         The machine knows the level and base address of the tables it linked,
         so the entry it writes comes with the address whose walk uses it.
+        `recent`: the table last linked or edited (a guest filling in a new
+        page table: its first stores are plain data writes, then it is
+        shadowed, then stored to again).
         """
         known = sorted(self.table_at)
-        table = known[pick % len(known)]
+        table = self.last_table if recent and self.last_table in self.table_at else known[pick % len(known)]
         level, base = self.table_at[table]
+        if not ("table" in flags and level > 1):
+            self.last_table = table
         index %= (1024 if self.size == 4 else 512)
         shift = self.level_shift(level)
         gva = base | (index << shift)
@@ -754,6 +950,7 @@ class MmuMachine(DiffMachine):
         if "table" in flags and level > 1 and not large:
             dest = self.tables[dest % len(self.tables)]
             self.table_at.setdefault(dest, (level - 1, gva))
+            self.last_table = dest
         else:
             span = 1 << (shift - PAGE_SHIFT)
             pool = DATA_GFNS_HIGH if "high" in flags else DATA_GFNS_LOW
@@ -770,12 +967,11 @@ class MmuMachine(DiffMachine):
             v |= PT_PAGE_SIZE_MASK
         if "NX" in flags and self.size == 8:
             v |= PT64_NX_MASK
-        addr = (table << PAGE_SHIFT) + index * self.size
-        self.emit(["access", {"vcpu": self.vcpus[pick % len(self.vcpus)], "addr": addr,
-                              "kind": WRITE, "user": user, "value": v, "size": self.size}])
+        was = self.store(self.vcpus[pick % len(self.vcpus)], table, index, v, user)
         self.addrs.append(gva)
         if large or level > 1:
             self.addrs.append(gva | (1 << (shift - 1)))  # the upper half of a large page
+        self.invalidate_after_edit(gva, leaf=level == 1 or large, was=was)
         for kind, upper, as_user in then:  # use the new entry at once
             self.emit_access(self.vcpus[pick % len(self.vcpus)], self.addrs[-1] if upper else gva,
                              kind, as_user)
@@ -815,15 +1011,160 @@ class MmuMachine(DiffMachine):
                 v |= m
         vcpu = self.vcpus[pick % len(self.vcpus)]
         alias = "alias" in flags
-        for k in range(count):
-            self.emit(["access", {"vcpu": vcpu, "addr": (table << PAGE_SHIFT) + (index + k) * self.size,
-                                  "kind": WRITE, "user": False,
-                                  "value": self.entry(dest + (0 if alias else k), v),
-                                  "size": self.size}])
         gva = base | (index << PAGE_SHIFT)
+        for k in range(count):
+            was = self.store(vcpu, table, index + k, self.entry(dest + (0 if alias else k), v))
+            self.invalidate_after_edit(gva + (k << PAGE_SHIFT), leaf=True, was=was)
         self.addrs.append(gva)
         for k in range(count if alias else 1):
             self.emit_access(vcpu, gva + (k << PAGE_SHIFT), kind, "U" in flags)
+
+    def store(self, vcpu, table, index, value, user=False):
+        """The guest stores entry `index` of page table `table` through the identity
+        map (a pte store: the only stores the machine makes).  Returns the old
+        entry (what a careful guest looks at to decide on an invalidation)."""
+        gpa = (table << PAGE_SHIFT) + index * self.size
+        old = self.world.oracle.mem.read(gpa, self.size)
+        self.emit(["access", {"vcpu": vcpu, "addr": gpa, "kind": WRITE, "user": user,
+                              "value": value, "size": self.size}])
+        return old
+
+    def invalidate_after_edit(self, gva, leaf, was):
+        """A careful guest's invalidation after changing a present entry (`was`,
+        the old value) that maps `gva`: INVLPG on every vCPU for a leaf, a CR3
+        reload on every vCPU otherwise.  A new entry (the old one not present)
+        needs none (SDM 4.10.4.3), and a guest kernel makes none."""
+        if not self.careful or not was & PT_PRESENT_MASK:
+            return
+        for v in self.vcpus:
+            if leaf:
+                self.emit(["invlpg", {"vcpu": v, "addr": gva}])
+            else:
+                self.emit(["set_cr3", {"vcpu": v, "cr3": self.world.oracle.cpus[v].cr3}])
+
+    # -- patterns: a guest kernel's page-table life cycle, step by step ---------------
+    def identity_path(self):
+        """The tables the identity map walks through (the root and its chain)."""
+        return {t for t, (lvl, base) in self.table_at.items() if base == 0}
+
+    def data_pte(self, gfn):
+        return self.entry(gfn, PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK
+                          | PT_DIRTY_MASK)
+
+    @swarm("patterns")
+    @rule(pick=st.integers(0, 1 << 16), slot=st.integers(1, 1023), j=st.integers(0, 1023),
+          k=st.integers(0, 1023), data=st.integers(0x20, 0x3F), vpick=st.integers(0, 3),
+          kind=st.sampled_from(ACCESS_KINDS))
+    def fill_new_table(self, pick, slot, j, k, data, vpick, kind):
+        """The guest builds a new page table: it links a page it never used as one
+        under a level-2 table, stores an entry into it (a plain data write: KVM
+        does not shadow the page yet), uses the entry (KVM shadows the page and
+        write-protects it), then stores another entry (this store must trap)."""
+        free = [t for t in self.tables if t not in self.table_at]
+        l2 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 2)
+        if not free or not l2:
+            return
+        table, parent = free[pick % len(free)], l2[pick % len(l2)]
+        entries = 1024 if self.size == 4 else 512
+        slot %= entries
+        base = self.table_at[parent][1] | (slot << self.level_shift(2))
+        if self.world.oracle.mem.read((parent << PAGE_SHIFT) + slot * self.size, self.size) & PT_PRESENT_MASK:
+            return  # in use: a guest links a new table into an empty slot
+        v = self.vcpus[vpick % len(self.vcpus)]
+        self.table_at[table] = (1, base)
+        self.last_table = table
+        self.store(v, parent, slot, self.entry(table, PT_PRESENT_MASK | PT_WRITABLE_MASK
+                                                | PT_USER_MASK | PT_ACCESSED_MASK))
+        j, k = j % entries, k % entries
+        self.store(v, table, j, self.data_pte(data))
+        self.emit_access(v, base | (j << PAGE_SHIFT), kind, False)
+        self.store(v, table, k, self.data_pte(data + 1))
+        self.emit_access(v, base | (k << PAGE_SHIFT), kind, False)
+        self.addrs += [base | (j << PAGE_SHIFT), base | (k << PAGE_SHIFT)]
+
+    @swarm("patterns")
+    @rule(pick=st.integers(0, 1 << 16), entries=st.lists(st.integers(0, 1023), min_size=3,
+                                                          max_size=3, unique=True),
+          vpick=st.integers(0, 3))
+    def flood_table(self, pick, entries, vpick):
+        """The guest stores into a level-2 table three times while a translation
+        through it is in use, and no fault walks through the table in between:
+        KVM's write-flooding heuristic zaps its shadow page (3.10)."""
+        l2 = sorted(t for t, (lvl, _) in self.table_at.items()
+                    if lvl == 2 and t not in self.identity_path())
+        if not l2:
+            return
+        table = l2[pick % len(l2)]
+        level, base = self.table_at[table]
+        span = 1 << (self.level_shift(level) + (10 if self.size == 4 else 9))
+        through = [a for a in self.addrs if base <= a < base + span]
+        if not through:
+            return
+        x = through[pick % len(through)]
+        v = self.vcpus[vpick % len(self.vcpus)]
+        self.emit_access(v, x, READ, False)
+        n = 1024 if self.size == 4 else 512
+        for e in entries:
+            e %= n
+            if self.world.oracle.mem.read((table << PAGE_SHIFT) + e * self.size, self.size) & PT_PRESENT_MASK:
+                continue  # only empty entries: the translation in use stays as it is
+            self.store(v, table, e, 0)
+            self.emit_access(v, x, READ, False)
+
+    @swarm("patterns")
+    @precondition(lambda self: len(self.smp) > 1)
+    @rule(pick=st.integers(0, 1 << 16), k=st.integers(0x40, 0x1FF), j=st.integers(0, 511),
+          data=st.integers(0x20, 0x3F), slot=st.integers(1, 511))
+    def reuse_alias_as_table(self, pick, k, j, data, slot):
+        """A page in use as data by one vCPU (through an alias) is unmapped by
+        another and reused as a page table: the unmapping's flush must reach the
+        first vCPU, or its TLB still writes the page after KVM shadows it."""
+        free = [t for t in self.tables if t not in self.table_at]
+        l1 = self.identity_pt
+        l2 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 2)
+        if not free or not l2:
+            return
+        table, parent = free[pick % len(free)], l2[pick % len(l2)]
+        a, b = self.smp[pick % len(self.smp)], self.smp[(pick + 1) % len(self.smp)]
+        base = self.table_at[parent][1] | (slot << self.level_shift(2))
+        if self.world.oracle.mem.read((parent << PAGE_SHIFT) + slot * self.size, self.size) & PT_PRESENT_MASK:
+            return
+        alias = k << PAGE_SHIFT
+        self.store(a, l1, k, self.data_pte(table))                # map the page at `alias`
+        self.emit(["access", {"vcpu": a, "addr": alias + j * self.size, "kind": WRITE,
+                              "user": False, "value": self.data_pte(data), "size": self.size}])
+        self.emit_access(b, alias, WRITE, False)                  # b caches it writable
+        was = self.store(a, l1, k, 0)                             # a unmaps it
+        self.invalidate_after_edit(alias, leaf=True, was=was)
+        self.table_at[table] = (1, base)
+        self.store(a, parent, slot, self.entry(table, PT_PRESENT_MASK | PT_WRITABLE_MASK
+                                                | PT_USER_MASK | PT_ACCESSED_MASK))
+        self.emit_access(a, base | ((j % (1024 if self.size == 4 else 512)) << PAGE_SHIFT), READ, False)
+        self.emit_access(b, alias, WRITE, False)                  # b's next store there
+
+    @swarm("patterns")
+    @rule(pick=st.integers(0, 1 << 16), vpick=st.integers(0, 3))
+    def dirty_round(self, pick, vpick):
+        """Dirty logging as a migration does it: the guest writes a page, the VMM
+        collects the log, the guest writes the page again (it must be logged again)."""
+        logging = sorted(s for s, v in self.world.oracle.slots.items() if v[3])
+        if not logging or self.change_pending():
+            return
+        sid = logging[pick % len(logging)]
+        base, n, _, _ = self.world.oracle.slots[sid]
+        inside = [a for g, a in sorted(self.touched_at.items()) if base <= g < base + n]
+        if not inside:
+            return
+        x, v = inside[pick % len(inside)], self.vcpus[vpick % len(self.vcpus)]
+        self.emit_access(v, x, WRITE, False)
+        self.emit(["get_dirty_log", {"slot": sid}])
+        self.emit_access(v, x, WRITE, False)
+
+    @swarm("tlb")
+    @rule(vpick=st.integers(0, 3), pick=st.integers(0, 63))
+    def tlb_evict(self, vpick, pick):
+        """The CPU drops a TLB entry of its own choosing."""
+        self.emit(["tlb_evict", {"vcpu": self.vcpus[vpick % len(self.vcpus)], "pick": pick}])
 
     def near_slot_edge(self, pick):
         """A gfn within 8 of a memslot's first or last page (inside or just outside)."""
@@ -836,16 +1177,21 @@ class MmuMachine(DiffMachine):
         return (2,) if self.gmode != PAGING_64 else (2, 3)
 
     @rule(pick=st.integers(0, 1 << 16), off=st.integers(0, 0xFFF), kind=st.sampled_from(ACCESS_KINDS),
-          user=st.booleans(), vpick=st.integers(0, 3))
-    def access(self, pick, off, kind, user, vpick):
-        addr = (self.addrs[pick % len(self.addrs)] & ~0xFFF) | (off & ~7)
+          user=st.booleans(), vpick=st.integers(0, 3), recent=st.booleans())
+    def access(self, pick, off, kind, user, vpick, recent):
+        """An access to an address the guest uses; `recent`: one of the last few
+        (locality: what reaches a TLB entry again after the tables changed)."""
+        pool = self.addrs[-4:] if recent else self.addrs
+        addr = (pool[pick % len(pool)] & ~0xFFF) | (off & ~7)
         self.emit_access(self.vcpus[vpick % len(self.vcpus)], addr, kind, user)
 
     def emit_access(self, vcpu, addr, kind, user):
         self.emit(["access", {"vcpu": vcpu, "addr": addr, "kind": kind, "user": user}])
         status, gfn = self.world.last_outcome
-        if status == OK and gfn not in self.touched[-16:]:
-            self.touched.append(gfn)
+        if status == OK:
+            self.touched_at[gfn] = addr
+            if gfn not in self.touched[-16:]:
+                self.touched.append(gfn)
 
     @swarm("cr3")
     @rule(pick=st.integers(0, 1 << 16), vpick=st.integers(0, 3))
@@ -876,13 +1222,23 @@ class MmuMachine(DiffMachine):
         self.emit(["set_control", {"vcpu": vcpu, "reg": reg, "value": value}])
 
     @swarm("vcpus")
-    @precondition(lambda self: self.world.mode == "mixed" and self.vmode != "tdp"
-                  and len(self.vcpus) < 3)
+    @precondition(lambda self: len(self.vcpus) < 3)
     @rule(mode=st.sampled_from(["shadow32", "shadowpae", "shadow64"]), pick=st.integers(0, 1 << 16))
     def vcpu_create(self, mode, pick):
+        """Another vCPU.  A TDP VM's shares the root (one direct root per role).
+        A shadow VM's runs the guest's own mode on the guest's root (an SMP
+        guest), or in mixed mode, maybe another paging mode at CR3 0 (gfn 0
+        reads as empty PDPTEs, so a PAE vCPU starts legally; set_cr3 moves it)."""
+        if self.vmode == "tdp":
+            mode = "tdp"
+        elif self.world.mode != "mixed":
+            mode = self.vmode
         self.vcpus.append(len(self.vcpus))
-        # CR3 0: gfn 0 reads as empty PDPTEs, so a PAE vCPU starts legally; set_cr3 moves it.
-        self.emit(["vcpu_create", {"vcpu": self.vcpus[-1], "mode": mode, "cr3": 0,
+        same = mode == "tdp" or GUEST_MODE[mode] == self.gmode
+        if same:
+            self.smp.append(self.vcpus[-1])
+        self.emit(["vcpu_create", {"vcpu": self.vcpus[-1], "mode": mode,
+                                   "cr3": TABLE_GFNS[0] << PAGE_SHIFT if same else 0,
                                    "cr0_wp": True, "cr4_pse": True, "efer_nx": True}])
 
     @swarm("memslots")

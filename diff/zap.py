@@ -19,7 +19,8 @@ inside a zap's lock breaks:
 Each example draws the batch size between lock breaks (1, 2, 3 or the
 kernel's BATCH_ZAP_PAGES = 10): the correctness argument must not depend on
 it, and small batches give lock breaks with few pages.  TDP VMs get more
-than one vCPU here, so a root can stay held by a vCPU that does not run.
+than one vCPU (the mmu machine's vcpu_create), so a root can stay held by a
+vCPU that does not run.
 
 Oracles, on top of the mmu family's: auditor: roots (a vCPU with no reload
 pending runs only on valid pages created since the last zap-all), auditor:
@@ -34,10 +35,10 @@ same at 10^2..10^5 pages).  What a clean campaign means is tested (sampled).
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-from spec.consts import BATCH_ZAP_PAGES, PAGE_SHIFT
+from spec.consts import BATCH_ZAP_PAGES
 
 from .families import Family
-from .mmu import MODES, TABLE_GFNS, MmuMachine, make_world, swarm
+from .mmu import MODES, MmuMachine, make_world, swarm
 from impl.mmu import ShadowMmu as ImplShadowMmu
 
 
@@ -72,16 +73,6 @@ class ZapMachine(MmuMachine):
     @rule()
     def memslot_change_commit(self):
         self.emit(["memslot_change_commit", {}])
-
-    @swarm("vcpus")
-    @precondition(lambda self: self.vmode == "tdp" and len(self.vcpus) < 3)
-    @rule()
-    def tdp_vcpu_create(self):
-        """Another TDP vCPU: it shares the VM's root (one direct root per role)."""
-        self.vcpus.append(len(self.vcpus))
-        self.emit(["vcpu_create", {"vcpu": self.vcpus[-1], "mode": "tdp",
-                                   "cr3": TABLE_GFNS[0] << PAGE_SHIFT, "cr0_wp": True,
-                                   "cr4_pse": True, "efer_nx": True}])
 
 
 FAMILY = Family(

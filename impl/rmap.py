@@ -81,14 +81,14 @@ class Rmap(RmapBase):
                 sptep = self.rmap_get_next(it)
                 continue
             if level == PT_PAGE_TABLE_LEVEL:
-                self.mem.spte_write(sptep, val & ~PT_WRITABLE_MASK)
+                write_protected |= self.mmu_spte_update(sptep, val & ~PT_WRITABLE_MASK)
                 sptep = self.rmap_get_next(it)
             else:
                 if not is_large_pte(val):
                     raise KvmBug(f"rmap_write_protect: BUG_ON !large spte {sptep:#x}")
                 self.drop_spte(sptep)
                 sptep = self.after_drop(rmapp, it)
-            write_protected = True
+                write_protected = True
         return write_protected
 
     def kvm_unmap_rmapp(self, rmapp):

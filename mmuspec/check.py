@@ -1,5 +1,6 @@
 """mmuspec check, the main job: proofs, then the zoo and the plain campaigns as
-parallel jobs; summary.json, the HTML report and a summary table."""
+parallel jobs (one chunk per family measured for branch coverage of spec/ and
+impl/); summary.json, the HTML report and a summary table."""
 
 import json
 import os
@@ -28,8 +29,103 @@ def plain_chunk_budget(remaining, n_families):
     """check: the budget of each plain chunk, once the zoo is done.  Each family
     has one chunk per worker, so every worker runs one chunk of each family:
     `remaining` seconds split over the families, less the round a chunk
-    finishes after its budget (at least 1 s)."""
+    finishes after its budget (at least 1 s).  (plain_plan refines this with
+    the rounds every mode must get and the coverage chunk.)"""
     return max(remaining / max(n_families, 1) - jobs.ROUND_SECONDS, 1.0)
+
+
+# Branch coverage (diff/branch_coverage.py) slows a campaign down by about
+# COVERAGE_SLOWDOWN (over 2x), so one chunk per family is measured, and its
+# cost comes out of the plain chunks' budget (plain_plan).
+COVERAGE_CHUNKS = 1
+COVERAGE_ANALYSIS_SECONDS = 2.0  # planning: analysing the merged arcs here, after the campaigns
+
+
+def chunk_seconds(budget, modes, slowdown=1.0, round_seconds=None):
+    """Planned worker seconds of one plain chunk of a family with `modes` modes.
+    run_campaign stops at the end of the first round after which the budget is
+    spent and every mode had a round: at most the budget plus the round that
+    finishes after it, at least a round per mode.  A round takes
+    `round_seconds` (default jobs.ROUND_SECONDS), a measured chunk's
+    `slowdown` times longer."""
+    rnd = (round_seconds or jobs.ROUND_SECONDS) * slowdown
+    return max(budget + rnd, modes * rnd)
+
+
+def round_seconds_seen(results, runs_on):
+    """{family: seconds of a round of EXAMPLES_PER_ROUND examples} measured by the
+    zoo's hunts on this machine just now (their clean modes: a failing mode's
+    time includes its shrinking), for the families with at least a round's
+    worth of examples; `runs_on` maps a hunt's family to the plain campaign
+    whose machine it ran on.  plain_plan uses them instead of ROUND_SECONDS."""
+    secs, exs = {}, {}
+    for r in results:
+        fam = runs_on.get(r.family, r.family)
+        for mode, c in (r.per_mode or {}).items():
+            if r.status == "discrepancy" and mode == r.mode:
+                continue
+            secs[fam] = secs.get(fam, 0.0) + c.get("seconds", 0.0)
+            exs[fam] = exs.get(fam, 0) + c.get("examples", 0)
+    per = campaign.EXAMPLES_PER_ROUND
+    return {f: max(per * secs[f] / exs[f], 0.2) for f in secs if exs[f] >= per and secs[f] > 0}
+
+
+def plain_plan(remaining, slots, family_modes, chunks, coverage=True, round_seconds=None):
+    """check: the plain chunks' budget once the zoo is done, and which families'
+    branch coverage fits.  `family_modes`: {family: number of modes}; each
+    family has `chunks` chunks, COVERAGE_CHUNKS of them measured for the
+    families measured; `round_seconds`: {family: seconds per round} where
+    measured (round_seconds_seen), else jobs.ROUND_SECONDS.
+
+    The planned work (chunk_seconds of every chunk) must fit in `remaining`
+    seconds on `slots` workers, and the longest chunk in `remaining`: the
+    largest budget (at least 1 s) that fits.  Coverage never adds time to
+    check: the families are measured cheapest first (the coverage cost of a
+    family grows with its modes), as many as fit with 1 s budgets; the others
+    are not measured this run.  Returns {"budget", "coverage" (the families
+    measured, in family order), "planned_worker_seconds",
+    "available_worker_seconds", "coverage_worker_seconds",
+    "coverage_short_worker_seconds" (what measuring every family lacks)}."""
+    from diff.branch_coverage import COVERAGE_SLOWDOWN
+
+    measured = min(COVERAGE_CHUNKS, chunks)
+    avail = max(remaining, 0.0) * max(slots, 1)
+    rounds = round_seconds or {}
+
+    def cost(f, b, cov):
+        m, rnd = family_modes[f], rounds.get(f)
+        plain = chunk_seconds(b, m, round_seconds=rnd)
+        slow = chunk_seconds(b, m, COVERAGE_SLOWDOWN, rnd) if cov else plain
+        k = measured if cov else 0
+        return k * slow + (chunks - k) * plain, slow, k * (slow - plain)
+
+    def work(b, cov_set):
+        parts = [cost(f, b, f in cov_set) for f in family_modes]
+        return sum(p[0] for p in parts), max((p[1] for p in parts), default=0.0), sum(p[2] for p in parts)
+
+    def fits(b, cov_set):
+        total, longest, _ = work(b, cov_set)
+        return total <= avail and longest <= max(remaining, 0.0)
+
+    order = sorted(family_modes, key=lambda f: (cost(f, 1.0, True)[2], f)) if coverage else []
+    cov_set = set()
+    for f in order:  # cheapest first; adding a family only adds work
+        if not fits(1.0, cov_set | {f}):
+            break
+        cov_set.add(f)
+    lo, hi = 1.0, max(remaining, 1.0)
+    if fits(hi, cov_set):
+        lo = hi
+    else:
+        for _ in range(40):  # bisection: work() grows with the budget
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if fits(mid, cov_set) else (lo, mid)
+    total, _, extra = work(lo, cov_set)
+    short = work(1.0, set(family_modes))[0] - avail if coverage and len(cov_set) < len(family_modes) else None
+    return {"budget": lo, "coverage": [f for f in family_modes if f in cov_set],
+            "planned_worker_seconds": round(total, 1), "available_worker_seconds": round(avail, 1),
+            "coverage_worker_seconds": round(extra, 1),
+            "coverage_short_worker_seconds": round(short, 1) if short is not None else None}
 
 
 REPORT_SECONDS = 20.0  # kept from check's budget for the report's quick benches and plots
@@ -53,6 +149,86 @@ def _write_check_report(path, summary, save_dir, log, error=None):
     return path
 
 
+def per_mode_rows(plain):
+    """[family, mode, examples, steps, seconds] for each mode of each plain campaign."""
+    rows = []
+    for f in plain:
+        for mode, c in (f.get("per_mode") or {}).items():
+            rows.append([f["family"], mode, c.get("examples", 0), c.get("steps", 0),
+                         f"{c.get('seconds', 0):.1f}"])
+    return rows
+
+
+def coverage_speeds(results):
+    """Steps per second of a family's measured and unmeasured chunks, and their
+    ratio (the slowdown coverage cost in this run), from the chunks' results."""
+    def rate(rs):
+        secs = sum(r["seconds"] for r in rs)
+        return sum(r["steps"] for r in rs) / secs if secs else None
+    m = rate([r for r in results if r.get("coverage")])
+    u = rate([r for r in results if not r.get("coverage")])
+    return {"measured_steps_per_second": round(m, 1) if m else None,
+            "unmeasured_steps_per_second": round(u, 1) if u else None,
+            "slowdown": round(u / m, 2) if m and u else None}
+
+
+def coverage_record(measure, arcs, speeds, chunks, plan, shared, rerun_budget=None):
+    """summary["coverage"]: branch_coverage.report of the measured chunks of the
+    families in `measure` (or why none was, with the --budget that would leave
+    room for every family)."""
+    from diff import branch_coverage
+
+    short = plan.get("coverage_short_worker_seconds")
+    lack = ((f"; measuring every family needs about {short:.0f} more worker seconds" if short else "")
+            + (f" (rerun with --budget {rerun_budget} or more)" if rerun_budget else ""))
+    if not measure:
+        return {"measured": False, "rerun_budget": rerun_budget,
+                "note": "branch coverage not measured: the time left for the plain campaigns cannot "
+                        "hold a measured chunk of any family (a round per mode, about "
+                        f"{branch_coverage.COVERAGE_SLOWDOWN:g}x slower) without going over the budget"
+                        + lack}
+    skipped = [f for f in arcs if f not in measure]
+    whole = COVERAGE_CHUNKS >= chunks
+    note = (f"measured on {min(COVERAGE_CHUNKS, chunks)} of {chunks} chunk(s) per family"
+            + (" (the whole plain campaign)" if whole else "")
+            + f": coverage.py's tracer slows a campaign about {branch_coverage.COVERAGE_SLOWDOWN:g}x, "
+            "so the measured chunk runs fewer examples in the same budget")
+    if skipped:
+        note += (f"; NOT measured this run (no room in the budget): {', '.join(skipped)}, so the union "
+                 "is over the files the measured families ran" + lack)
+    rec = branch_coverage.report({f: arcs.get(f) for f in measure}, note=note, every_file=not skipped)
+    rec.update({"measured": True, "not_measured": skipped, "rerun_budget": rerun_budget if skipped else None,
+                "chunks_measured": min(COVERAGE_CHUNKS, chunks), "chunks": chunks,
+                "speeds": {f: v for f, v in speeds.items() if f in measure},
+                "shared_machines": {n: o for n, o in shared.items() if o in measure}})
+    return rec
+
+
+def coverage_text(cov):
+    """check's printed coverage section: the per-family table, the list's problems,
+    and where the unreached branches are listed."""
+    from diff import branch_coverage
+
+    if not cov.get("measured"):
+        return cov["note"]
+    lines = ["Branch coverage of spec/ and impl/ (impl/variants/ excluded; tested: the branches the "
+             "sampled examples took), " + cov["note"],
+             table(branch_coverage.SUMMARY_HEADERS, branch_coverage.summary_rows(cov))]
+    slow = [f"{n} {s['slowdown']}x" for n, s in (cov.get("speeds") or {}).items() if s.get("slowdown")]
+    if slow:
+        lines.append("measured slowdown in this run (steps/s, unmeasured/measured chunks): " + ", ".join(slow))
+    for name, other in (cov.get("shared_machines") or {}).items():
+        lines.append(f"({name} runs on the {other} machine: its coverage is {other}'s)")
+    lines.append(f"reachable = branches less those listed in diff/unreachable.py; target "
+                 f"{cov['target_percent']:g}% per family; the unreached branches, by file and line, are in "
+                 "summary.json and the report (`mmuspec bench coverage` prints them)")
+    probs = branch_coverage.problem_lines(cov)
+    if probs:
+        lines.append("unreachable list problems:")
+        lines += probs
+    return "\n".join(lines)
+
+
 def run(args, out):
     """Proofs, then the zoo and the plain campaigns as parallel jobs; a summary table.
 
@@ -60,9 +236,11 @@ def run(args, out):
     --save); the example database defaults to DEFAULT_DATABASE, shared by
     runs.  --budget is the command's seconds: proofs first, in this process;
     then every variant with variant_budget() of search; then each family's
-    plain campaign in one chunk per worker, sized by plain_chunk_budget() to
-    the time left.  Budgets are plans, not cut-offs (a started round
-    finishes, a failure is shrunk after its budget).
+    plain campaign in one chunk per worker, sized by plain_plan() to the time
+    left, one chunk per family measured for branch coverage when it fits
+    (its slowdown comes out of the same time).  Budgets are plans, not
+    cut-offs (a started round finishes, a failure is shrunk after its
+    budget).
     """
     t0 = time.monotonic()
     if not args.no_report:  # the report's benches and plots come out of the same budget
@@ -105,10 +283,22 @@ def run(args, out):
 
         _run_zoo(runner, zoo, database, out_dir, lambda s: log("mmuspec check: " + s))
         chunks = 1 if in_process else max(runner.slots, 1)
-        plain_share = plain_chunk_budget(deadline - time.monotonic(), len(fams))
+        rounds = round_seconds_seen(zoo.results.values(), shared)
+        plan = plain_plan(deadline - time.monotonic() - COVERAGE_ANALYSIS_SECONDS, runner.slots,
+                          {n: len(f.modes) for n, f in fams.items()}, chunks, round_seconds=rounds)
+        plan["round_seconds"] = {f: round(rounds.get(f, jobs.ROUND_SECONDS), 2) for f in fams}
+        plain_share, measure = plan["budget"], plan["coverage"]
+        # The measured chunks first: they are the longest, so they start first.
+        order = sorted(((name, c) for name in fams for c in range(chunks)),
+                       key=lambda nc: not (nc[0] in measure and nc[1] < COVERAGE_CHUNKS))
         plain_jobs = [jobs.Job(name, None, seed=args.seed + c * CHUNK_SEED_STRIDE, budget=plain_share,
-                               steps=args.steps) for name in fams for c in range(chunks)]
-        log(f"mmuspec check: plain impl, {len(fams)} families x {chunks} chunks x {plain_share:.0f}s ...")
+                               steps=args.steps, coverage=name in measure and c < COVERAGE_CHUNKS)
+                      for name, c in order]
+        skipped = [n for n in fams if n not in measure]
+        log(f"mmuspec check: plain impl, {len(fams)} families x {chunks} chunks x {plain_share:.0f}s"
+            + (f", branch coverage measured on {COVERAGE_CHUNKS} chunk of {', '.join(measure)}" if measure
+               else "") + (f", coverage NOT measured for {', '.join(skipped)} (budget too short)"
+                           if skipped else "") + " ...")
         got, saved, unsaved = {}, {}, {}
 
         def plain_result(i, job, data):
@@ -127,13 +317,23 @@ def run(args, out):
             done = {i: r.to_dict() for i, r in zoo.results.items()}
             done.update({len(zoo.jobs) + i: r for i, r in got.items()})
             raise _keep_partial(out_dir, zoo.jobs + plain_jobs, done, e) from None
-    plain = []
+    plain, measured_arcs, speeds = [], {}, {}
     for name in fams:
         idx = [i for i, j in enumerate(plain_jobs) if j.family == name]
         merged = jobs.merge_chunks([got[i] for i in idx])
         merged["distinct_rules"] = len(merged["rules"])
         merged["saved"] = [p for i in idx for p in saved.get(i, [])] or None
+        measured_arcs[name] = merged.pop("coverage", None)
+        speeds[name] = coverage_speeds([got[i] for i in idx])
         plain.append(merged)
+    t_cov = time.monotonic()
+    short = plan.get("coverage_short_worker_seconds")
+    rerun = None
+    if short:  # the zoo takes ZOO_SHARE of any extra budget, the plain campaigns the rest
+        rerun = int(args.budget + (0 if args.no_report else REPORT_SECONDS)
+                    + short / (max(runner.slots, 1) * (1 - ZOO_SHARE))) + 1
+    cov = coverage_record(measure, measured_arcs, speeds, chunks, plan, shared, rerun)
+    cov["analysis_seconds"] = round(time.monotonic() - t_cov, 2)
     plain_res = [campaign.CampaignResult.from_dict(d) for d in plain]
     zoo_entries = zoo.entries()
     plain_lost = [unsaved[i] for i in sorted(unsaved)]
@@ -178,7 +378,14 @@ def run(args, out):
         "workers": runner.slots,
         "budget": args.budget,
         "plan": {"plain_chunks_per_family": chunks, "plain_chunk_budget": round(plain_share, 1),
-                 "variant_budget": round(var_share, 1), "min_variant_seconds": MIN_VARIANT_SECONDS},
+                 "variant_budget": round(var_share, 1), "min_variant_seconds": MIN_VARIANT_SECONDS,
+                 "coverage_chunks_per_family": COVERAGE_CHUNKS if measure else 0,
+                 "coverage_families": measure,
+                 "planned_worker_seconds": plan["planned_worker_seconds"],
+                 "available_worker_seconds": plan["available_worker_seconds"],
+                 "coverage_worker_seconds": plan["coverage_worker_seconds"],
+                 "round_seconds": plan["round_seconds"]},
+        "coverage": cov,
     }
     summary["report"] = None if args.no_report else args.report or os.path.join(out_dir, "report.html")
     summary_written = try_write_json(summary["summary_path"], summary, "the summary")
@@ -204,7 +411,9 @@ def run(args, out):
                       r.examples, r.steps, len(r.rules), f"{r.seconds:.0f}"] for r in plain_res]) + "\n")
     for name, other in shared.items():
         out.write(f"({name} runs on the {other} machine: its plain campaign is {other}'s)\n")
-    out.write("\n")
+    out.write("\nPer mode (the chunks summed; each family's modes round-robin)\n")
+    out.write(table(["family", "mode", "examples", "steps", "seconds"], per_mode_rows(plain)) + "\n\n")
+    out.write(coverage_text(cov) + "\n\n")
     out.write(f"Variants (the zoo; {var_share:.1f}s of search each; found: by search, or a stored "
               f"failure replayed from the example database)\n")
     out.write(_Zoo.render(zoo_entries) + "\n\n")

@@ -114,10 +114,13 @@ def build_parser():
     sp.add_argument("--save", metavar="DIR",
                     help="--symbolic: write each counterexample (JSON + pytest file) here")
 
-    sp = sub.add_parser("bench", help="cost measurements (reads, time, memory)")
+    sp = sub.add_parser("bench", help="cost measurements (reads, time, memory); branch coverage")
     common(sp)
     sp.add_argument("family", nargs="?", default="rmap", help="which bench (default rmap)")
     sp.add_argument("--variant", help="rmap bench only: measure this rmap variant (family:name) as the impl")
+    sp.add_argument("--budget", type=_positive_float,
+                    help="coverage bench only: seconds of each family's plain campaign under coverage "
+                         "(default 10)")
 
     sp = sub.add_parser("replay", help="rerun a saved counterexample")
     common(sp)
@@ -154,14 +157,58 @@ def build_parser():
 
 
 # -- commands ---------------------------------------------------------------
+def _live_listing(fams):
+    """The live family's part of `mmuspec list`: can it run here, what the host's
+    probe measured (live.probe), and what the live side does with each mmu op.
+    None when no live family is registered."""
+    fam = fams.get("live")
+    if fam is None:
+        return None
+    from diff import live
+    from live.probe import probe
+
+    ok, reason = fam.availability()
+    out = {"available": ok, "reason": reason, "probe": probe().to_dict(),
+           "ops": [{"op": op, "live side": where, "how": how}
+                   for op, where, how in live.live_op_table()]}
+    if "live-walk" in fams:
+        from diff import live_walk
+        out["walk_ops"] = [{"op": op, "live side": where, "how": how}
+                           for op, where, how in live_walk.walk_op_table()]
+    return out
+
+
+def _write_live_listing(info, out):
+    p = info["probe"]
+    state = "runs here" if info["available"] else "skipped here"
+    out.write(f"Live kernel (family live): {state}: {info['reason']}\n")
+    if p.get("usable"):
+        modes = ", ".join(f"{m} {r}" for m, r in p.get("paging_modes", {}).items())
+        out.write(f"  probe (tested: one run): kernel {p.get('kernel')}, modules "
+                  f"{','.join(p.get('kvm_modules') or []) or 'none'}, tdp_mmu {p.get('tdp_mmu')}, "
+                  f"API {p.get('api_version')}, MAXPHYADDR {p.get('maxphyaddr')}, GBPAGES "
+                  f"{int(bool(p.get('gbpages')))}, NX {int(bool(p.get('nx')))}\n"
+                  f"  paging modes: {modes}\n")
+    out.write("  mmu ops on the live side (family live):\n" + table(
+        ["op", "live side", "how"],
+        [[o["op"], o["live side"], o["how"]] for o in info["ops"]]) + "\n")
+    if info.get("walk_ops"):
+        out.write("  walk ops on the live side (family live-walk):\n" + table(
+            ["op", "live side", "how"],
+            [[o["op"], o["live side"], o["how"]] for o in info["walk_ops"]]) + "\n")
+    out.write("\n")
+
+
 def cmd_list(args, out):
     fams = families.load_all()
     vs = variant_registry.load_all()
     obs = proof_registry.load_all()
+    live_info = _live_listing(fams)
     if args.json:
         out.write(json.dumps({
             "families": [{"name": f.name, "summary": f.summary, "modes": list(f.modes)}
                          for f in fams.values()],
+            "live": live_info,
             "variants": [{"name": v.qualname, "models": v.models, "must_catch": v.must_catch,
                           "summary": v.summary, "replaces": sorted(v.replaces),
                           "caught_by": list(v.caught_by)} for v in sorted(vs.values(), key=lambda v: v.qualname)],
@@ -171,6 +218,8 @@ def cmd_list(args, out):
         return OK
     out.write("Families\n" + table(["family", "modes", "what"],
               [[f.name, ",".join(f.modes), f.summary] for f in fams.values()]) + "\n\n")
+    if live_info is not None:
+        _write_live_listing(live_info, out)
     out.write("Variants\n" + table(["variant", "models", "must catch", "replaces", "what"],
               [[v.qualname, v.models, "yes" if v.must_catch else "no", ",".join(sorted(v.replaces)),
                 v.summary] for v in sorted(vs.values(), key=lambda v: v.qualname)]) + "\n\n")
@@ -193,6 +242,15 @@ def _resolve(args):
 
 
 def cmd_diff(args, out):
+    """mmuspec diff: a campaign per family (or the variant's).  With --json, a
+    list of CampaignResult.to_dict() records (diff/campaign.py), one per
+    family: family, variant, mode (the modes run, comma-separated, or the
+    failing one), seed, budget, status, examples, steps, rules, seconds, the
+    failure's fields (oracle, message, failing_step, ops, reproduced,
+    time_to_failure, shrink_seconds), metrics, and per_mode: {mode:
+    {examples, steps, seconds}} for every mode the campaign ran (without
+    --mode, the family's modes round-robin).  The text output gives the same
+    per-mode counts, a line per mode."""
     names, var = _resolve(args)
     if args.mode and len(names) != 1:
         raise UsageError("--mode needs --family or --variant")
@@ -255,9 +313,17 @@ def cmd_diff(args, out):
                 if res.metrics:
                     out.write("  measured: " + ", ".join(f"{k} {v}" for k, v in sorted(res.metrics.items()))
                               + "\n")
+            _write_per_mode(res, out)
     for i in sorted(unsaved):
         error_line(unsaved[i])
     return FOUND if any(r.status == "discrepancy" for r in results) else OK
+
+
+def _write_per_mode(res, out):
+    """diff's text output: a line per mode the campaign ran (examples, steps, seconds)."""
+    for mode, c in (res.per_mode or {}).items():
+        out.write(f"  mode {mode}: {c.get('examples', 0)} examples, {c.get('steps', 0)} steps, "
+                  f"{c.get('seconds', 0):.1f}s\n")
 
 
 def cmd_prove(args, out):
@@ -335,6 +401,15 @@ def cmd_bench(args, out):
 
     if args.family not in bench.BENCHES:
         raise UsageError(f"no bench {args.family!r} (known: {', '.join(bench.BENCHES)})")
+    if args.budget is not None and args.family != "coverage":
+        raise UsageError(f"--budget is for the coverage bench, not bench {args.family}")
+    if args.family == "coverage":
+        if args.variant:
+            raise UsageError("--variant runs on the rmap bench, not the coverage bench")
+        report = bench.BENCHES["coverage"](**({"budget": args.budget} if args.budget else {}),
+                                           log=None if args.json else _logger(False))
+        out.write((json.dumps(report, indent=1) if args.json else bench.render(report)) + "\n")
+        return OK
     if args.variant:
         var = variant_registry.get(args.variant)
         if args.family != "rmap" or var.family != "rmap":
@@ -393,24 +468,46 @@ def cmd_replay(args, out):
     try:
         data = counterexample.load(args.file)
         which = None if args.impl else (args.variant if args.variant else "recorded")
-        fam, name, failure = counterexample.replay(data, which)
+        ok, reason = families.get(data["family"]).availability()
+        if not ok:  # e.g. a live counterexample on a host without a usable /dev/kvm
+            sys.stderr.write(f"mmuspec: replay: family {data['family']} cannot run here: {reason}\n")
+            return INCONCLUSIVE
+        fam, name, failure, world = counterexample.replay_world(
+            data, which, prepare=lambda w: getattr(w, "start_transcript", lambda: None)())
     except counterexample.BadCounterexample as e:
         raise UsageError(str(e)) from None
-    if args.json:
-        out.write(json.dumps({"family": fam.name, "variant": name, "reproduced": failure is not None,
-                              "step": failure.step if failure else None,
-                              "oracle": failure.oracle if failure else None,
-                              "message": failure.message if failure else None}, indent=1) + "\n")
-    else:
-        lines = counterexample.describe_ops(fam.name, data["ops"], data.get("mode"))
-        out.write(f"replay of {args.file}: family {fam.name}, {name or 'plain impl'}, {len(lines)} ops\n")
-        for i, line in enumerate(lines, 1):
-            mark = " <-- " if failure and failure.step == i - 1 else ""
-            out.write(f"  {i:3}. {line}{mark}\n")
-        if failure:
-            out.write(f"DISCREPANCY at step {failure.step + 1} [{failure.oracle}]: {failure.message}\n")
+    try:
+        transcript = getattr(world, "transcript_lines", None)
+        if args.json:
+            rec = {"family": fam.name, "variant": name, "reproduced": failure is not None,
+                   "step": failure.step if failure else None,
+                   "oracle": failure.oracle if failure else None,
+                   "message": failure.message if failure else None}
+            if transcript is not None:
+                rec["transcript"] = world.transcript
+            out.write(json.dumps(rec, indent=1) + "\n")
         else:
-            out.write("clean: no discrepancy on replay\n")
+            lines = counterexample.describe_ops(fam.name, data["ops"], data.get("mode"))
+            out.write(f"replay of {args.file}: family {fam.name}, {name or 'plain impl'}, "
+                      f"{len(lines)} ops\n")
+            if data.get("explanation"):
+                out.write(f"  ({data['explanation']})\n")
+            if transcript is not None:  # every side's answer, the live guest's instructions
+                for line in transcript(failure.step if failure else None):
+                    out.write(f"  {line}\n")
+            else:
+                for i, line in enumerate(lines, 1):
+                    mark = " <-- " if failure and failure.step == i - 1 else ""
+                    out.write(f"  {i:3}. {line}{mark}\n")
+            if failure:
+                out.write(f"DISCREPANCY at step {failure.step + 1} [{failure.oracle}]: "
+                          f"{failure.message}\n")
+            else:
+                out.write("clean: no discrepancy on replay\n")
+    finally:
+        close = getattr(world, "close", None)
+        if close is not None:  # a world that holds resources (the live family's VM)
+            close()
     return FOUND if failure else OK
 
 

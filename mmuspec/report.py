@@ -7,7 +7,9 @@ opens anywhere and can be mailed as one file.  It shows
   - the summary: exit code and what it means, totals, the zoo kill rate;
   - the proof obligations, each with what its verdict claims: "proved (z3,
     for all inputs)", "proved (z3, bounded)", a z3 counterexample, or unknown;
-  - the plain campaigns (tested: sampled), with their statistics;
+  - the plain campaigns (tested: sampled), with their statistics, per mode too;
+  - the branch coverage of spec/ and impl/ those campaigns reached (tested),
+    per family, with every unreached branch by file and line;
   - every counterexample (plain impl or zoo) in kernel terms, with its oracle,
     message and the command that replays or reproduces it;
   - the zoo table and plots of the benches (`collect_benches()`).
@@ -48,8 +50,9 @@ EXIT_WORD = {0: "holds", 1: "found", 2: "bad usage", 3: "inconclusive"}
 # `quick` gets quick=True instead.
 QUICK_ARGS = {"prefetch": {"regions": (2 << 20, 8 << 20)}, "zap": {"sizes": (100, 1_000, 10_000)}}
 # Benches collect_benches() leaves out unless named: the tester bench runs
-# campaigns for minutes.
-SLOW_BENCHES = ("tester",)
+# campaigns for minutes, the coverage bench a campaign per family (check
+# measures coverage on its own plain campaigns instead).
+SLOW_BENCHES = ("tester", "coverage")
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px 32px;
@@ -427,6 +430,10 @@ def _summary_section(s):
         ("zoo kill rate", s.get("zoo_kill_rate", "-"),
          "must-catch missed: " + (", ".join(missed) if missed else "none")),
     ]
+    cov = s.get("coverage") or {}
+    if cov.get("measured") and (cov.get("total") or {}).get("percent") is not None:
+        boxes.append(("branch coverage", f"{cov['total']['percent']:.1f}%",
+                      f"of reachable branches, union over families (tested)"))
     out = ["<section id=\"summary\"><h2>Summary</h2>",
            f'<p>Exit <span class="{cls}">{_e(code)}</span>: {_e(meaning)}.</p>',
            '<div class="totals">']
@@ -506,10 +513,82 @@ def _campaigns_section(s):
     for name, other in sorted((s.get("shared_machines") or {}).items()):
         out.append(f"<p class=\"muted\">{_e(name)} runs on the {_e(other)} machine: its plain campaign is "
                    f"{_e(other)}'s.</p>")
+    modes = [[f.get("family"), m, c.get("examples", 0), c.get("steps", 0), _num(c.get("seconds"), "{:.1f}")]
+             for f in fams for m, c in (f.get("per_mode") or {}).items()]
+    if modes:
+        out.append("<h3>Per mode</h3><p class=\"muted\">Each family's modes round-robin (a round of "
+                   "examples in each mode, then the next); chunks summed.</p>")
+        out.append(_table(["family", "mode", "examples", "steps", "seconds"], modes, cls="per-mode",
+                          numeric=(2, 3, 4)))
     for f in fams:
         if f.get("rules"):
             out.append(f"<p class=\"muted\"><b>{_e(f.get('family'))}</b> rules run: "
                        f"{_e(', '.join(f['rules']))}</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _coverage_section(s):
+    """Branch coverage of spec/ and impl/ under the plain campaigns
+    (summary["coverage"], diff/branch_coverage.py)."""
+    cov = s.get("coverage")
+    out = ['<section id="coverage"><h2>Branch coverage of spec/ and impl/</h2>']
+    if not cov:
+        out.append("<p class=\"muted\">Not recorded in this summary.</p></section>")
+        return "".join(out)
+    if not cov.get("measured", True):
+        out.append(f"<p class=\"warn\">{_e(cov.get('note'))}</p></section>")
+        return "".join(out)
+    target = cov.get("target_percent")
+    out.append("<p>tested: the branches (exits of lines with more than one, as coverage.py counts them) "
+               "that the sampled examples took, impl/variants/ excluded. Reachable = every branch less "
+               "those listed in <code>diff/unreachable.py</code> as unreachable from the model's ops"
+               f"{f'; target {target:g}% per family' if target else ''}.</p>")
+    if cov.get("note"):
+        out.append(f"<p class=\"{'warn' if cov.get('not_measured') else 'muted'}\">{_e(cov['note'])}</p>")
+    rows, classes = [], []
+    speeds = cov.get("speeds") or {}
+    for name, a in list((cov.get("families") or {}).items()) + [("(union)", cov.get("total") or {})]:
+        pct = a.get("percent")
+        rows.append([name, f"{a.get('reached', 0)}/{a.get('reachable', 0)}",
+                     "-" if pct is None else f"{pct:.1f}%", a.get("listed_unreachable", 0),
+                     a.get("unreached", 0), len(a.get("files") or []),
+                     _num((speeds.get(name) or {}).get("slowdown"), "{:.2f}x")])
+        classes.append("warn" if target and pct is not None and pct < target else None)
+    out.append(_table(["family", "branches reached/reachable", "percent", "listed unreachable", "unreached",
+                       "files", "measured slowdown"], rows, cls="coverage", row_classes=classes,
+                      numeric=(2, 3, 4, 5, 6)))
+    for name, other in sorted((cov.get("shared_machines") or {}).items()):
+        out.append(f"<p class=\"muted\">{_e(name)} runs on the {_e(other)} machine: its coverage is "
+                   f"{_e(other)}'s.</p>")
+    problems = [f"{p['entry']['file']} {p['entry']['function']} {p['entry']['line']!r}: {p['problem']}"
+                for p in cov.get("problems") or ()]
+    for a in list((cov.get("families") or {}).values()) + [cov.get("total") or {}]:
+        for r in a.get("listed_but_reached") or ():
+            e = r["entry"]
+            problems.append(f"{e['file']} {e['function']} {e['line']!r}: listed as unreachable but reached "
+                            f"({a.get('family') or 'union'}): line {r['line']} -> "
+                            f"{'exit' if r['to'] < 0 else r['to']}")
+    if problems:
+        out.append("<h3>Unreachable list problems</h3><ul>"
+                   + "".join(f"<li class=\"warn\">{_e(p)}</li>" for p in dict.fromkeys(problems)) + "</ul>")
+    for name, a in list((cov.get("families") or {}).items()) + [("union over families", cov.get("total") or {})]:
+        cells = [[f"{f['file']}:{u['line']}", u["function"], ("html", f"<code>{_e(u['text'])}</code>"),
+                  "exit" if u["to"] < 0 else u["to"], u.get("reason") or ""]
+                 for f in a.get("files") or () for u in f.get("unreached") or ()]
+        extra = [f for f in a.get("not_executed") or () if name == "union over families"]
+        if not cells and not extra:
+            continue
+        out.append(f"<details><summary>unreached in {_e(name)}: {len(cells)} branches</summary>")
+        if cells:
+            out.append(_table(["file:line", "function", "branch line", "to", "why not taken"], cells,
+                              cls="unreached"))
+        if extra:
+            out.append(f"<p>not executed by any family: {_e(', '.join(extra))}</p>")
+        for rel in a.get("mismatched") or ():
+            out.append(f"<p class=\"warn\">{_e(rel)}: not counted, its source changed since it was "
+                       "measured</p>")
+        out.append("</details>")
     out.append("</section>")
     return "".join(out)
 
@@ -750,7 +829,7 @@ def render_html(summary, benches=None, counterexamples_dir=None, title="mmuspec 
              f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
              f"<h1>{_e(title)}</h1><p class=\"muted\">generated {_e(stamp)}</p>",
              _summary_section(summary), _obligations_section(summary), _campaigns_section(summary),
-             _counterexamples_section(summary, counterexamples_dir), _zoo_section(summary),
+             _coverage_section(summary), _counterexamples_section(summary, counterexamples_dir), _zoo_section(summary),
              _benches_section(benches), "</body></html>\n"]
     return "".join(parts)
 

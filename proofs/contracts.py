@@ -1080,3 +1080,54 @@ def impl_walk_rights(mode64: bool, nx: bool, write: bool, leaf_dirty: bool, dept
     leaf = ptes[-1] + (PT_DIRTY_MASK if leaf_dirty else 0)
     return pte_access & (ACC_EXEC_MASK | ACC_WRITE_MASK | ACC_USER_MASK), \
         bool(leaf_dirty or tmpl.leaf_needs_dirty(write, leaf))
+
+
+# =================================================================================
+# flush decisions (spec/mmu.py, spec/rmap.py): the rights a TLB may still hold
+# =================================================================================
+def _spte_of(flags, pfn):
+    """An spte from 4 flag bits (P, W, U, NX) and a pfn."""
+    spte = pfn << 12
+    for bit, mask in ((1, PT_PRESENT_MASK), (2, PT_WRITABLE_MASK), (4, PT_USER_MASK),
+                      (8, PT64_NX_MASK)):
+        if flags & bit:
+            spte |= mask
+    return spte
+
+
+def lost_rights(old_flags, new_flags, same_pfn):
+    """What a TLB that cached `old` may hold beyond `new` (in flag terms): the
+    spte went (P), another pfn, or W or U lost, or NX gained."""
+    if not old_flags & 1:
+        return False
+    if not new_flags & 1 or not same_pfn:
+        return True
+    return bool(old_flags & ~new_flags & 6) or bool(new_flags & ~old_flags & 8)
+
+
+def need_remote_flush(old_flags: int, new_flags: int, same_pfn: bool) -> bool:
+    """need_remote_flush(old, new) of kvm_mmu_pte_write: other vCPUs must flush
+    exactly when the spte lost something a TLB may hold.
+
+    pre: 0 <= old_flags < 16 and 0 <= new_flags < 16
+    post: __return__ == lost_rights(old_flags, new_flags, same_pfn)
+    """
+    cls = impl_class("mmu")
+    return bool(cls.need_remote_flush(_spte_of(old_flags, 5), _spte_of(new_flags, 5 if same_pfn else 6)))
+
+
+def mmu_spte_update(old_flags: int, new_flags: int) -> bool:
+    """mmu_spte_update(sptep, new) (same pfn): True, a flush of every vCPU, exactly
+    when a right went that a TLB may still hold.
+
+    pre: 0 <= old_flags < 16 and 0 <= new_flags < 16 and new_flags & 1
+    post: __return__ == lost_rights(old_flags, new_flags, True)
+    """
+    mmu, cls = _instance("mmu")
+    mmu.mem = KernelMemory(3)
+    from spec.rmap import SpecRmap
+
+    mmu.rmap = SpecRmap(mmu.mem, None)
+    sptep = SHADOW_PT_BASE + 8
+    mmu.mem.spte_write(sptep, _spte_of(old_flags, 5))
+    return bool(cls.mmu_spte_update(mmu, sptep, _spte_of(new_flags, 5)))

@@ -128,6 +128,12 @@ TARGETS = {t.name: t for t in (
            "zap_reload_remote_mmus, is_obsolete_sp (prepare/commit zap stubbed)",
            "0-5 pages (current, invalid held roots, held roots, older invalid roots), "
            "0-2 vCPUs, batch 1-3"),
+    Target("need_remote_flush", "contract", "flush", ("need_remote_flush",),
+           "ShadowMmu.need_remote_flush", "old and new spte: P, W, U, NX each set or clear; "
+           "the same pfn or another"),
+    Target("mmu_spte_update", "contract", "flush", ("mmu_spte_update",),
+           "ShadowMmu.mmu_spte_update (spec.rmap.RmapBase.mmu_spte_update, spte_rights_taken)",
+           "a present or absent old spte, a present new one, same pfn; P, W, U, NX each set or clear"),
     Target("walker address arithmetic (architecture vs walk_addr)", "diffbehavior", "walk",
            ("spec_walk_address", "impl_walk_address"),
            "PT_INDEX, leaf_gfn, gpte_to_gfn_lvl, pse36_gfn_delta",
@@ -142,7 +148,8 @@ TARGETS = {t.name: t for t in (
 
 # which target families a variant family is run against
 VARIANT_TARGETS = {"rmap": ("rmap",), "gfn": ("gfn",), "prefetch": ("prefetch",),
-                   "zap": ("zap",), "walk": ("walk",), "mmu": ("gfn", "prefetch", "zap")}
+                   "zap": ("zap",), "walk": ("walk",), "mmu": ("gfn", "prefetch", "zap"),
+                   "flush": ("flush",)}
 
 
 @dataclass

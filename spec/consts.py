@@ -46,6 +46,8 @@ PT_DIRTY_MASK = 1 << PT_DIRTY_SHIFT
 PT_PAGE_SIZE_MASK = 1 << PT_PAGE_SIZE_SHIFT
 PT_GLOBAL_MASK = 1 << PT_GLOBAL_SHIFT
 PT64_NX_MASK = 1 << PT64_NX_SHIFT
+# The permission bits need_remote_flush() compares (NX counted inverted).
+PT64_PERM_MASK = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT64_NX_MASK
 
 # Software bits of an spte (3.6+ positions).
 PT_FIRST_AVAIL_BITS_SHIFT = 10
@@ -136,7 +138,7 @@ PT32_BASE_ADDR_MASK = 0xFFFFF000  # PAGE_MASK on a u32 guest pte
 PT32_VADDR_BITS = 32  # linear-address width of 32-bit and PAE paging
 PT64_VADDR_BITS = 48  # linear-address width of 4-level paging (canonical)
 PT64_PHYS_BITS = 52  # architectural limit of MAXPHYADDR; PT64_BASE_ADDR_MASK ends at bit 51
-MAXPHYADDR_CHOICES = (36, 40, 46, 52)  # cpuid_maxphyaddr() values the walk family samples
+MAXPHYADDR_CHOICES = (36, 40, 46, 48, 52)  # cpuid_maxphyaddr() values the walk family samples
 
 # PAE: the four PDPTEs, loaded from CR3 into registers; index (addr >> 30) & 3.
 PT32E_PDPTE_SHIFT = 30

@@ -25,3 +25,15 @@ class Livelock(Exception):
     that state gives it (pages, entries, restarts): the model would never
     finish.  The differential machines report it as the oracle `livelock`,
     never as a hang (spec/termination.py)."""
+
+
+class HostDemand(Exception):
+    """An access broke what the host demands whatever the guest allowed: it
+    reached a page the host unmapped or a freed shadow page, wrote a page
+    under dirty logging without marking it, or wrote a write-protected guest
+    page table without trapping (spec/mmu.py tlb_hit_audit).  `rule` names
+    the oracle."""
+
+    def __init__(self, rule, message):
+        super().__init__(message)
+        self.rule = rule

@@ -37,14 +37,16 @@ from .consts import (
     PT32E_ROOT_LEVEL, PT64_BASE_ADDR_MASK, PT64_INDEX, PT64_NX_MASK, PT64_ROOT_LEVEL,
     PT_ACCESSED_MASK, PT_DIRECTORY_LEVEL, PT_DIRTY_MASK, PT_PAGE_SIZE_MASK, PT_PAGE_TABLE_LEVEL,
     PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK, PT64_ENT_PER_PAGE, KVM_HPAGE_GFN_SHIFT,
+    PT64_PERM_MASK,
     SPTE_HOST_WRITEABLE, SPTE_MMU_WRITEABLE, spte_to_pfn,
 )
-from .errors import KvmBug, Livelock, WrongHostPage
+from .errors import HostDemand, KvmBug, Livelock, WrongHostPage
 from .gfn import gfn_to_index
 from .kvm_host import KVM_NR_PAGE_SIZES, KvmHost, KvmMemorySlot
 from .list_head import ListHead
 from .memory import SHADOW_PT_BASE, KernelMemory, RmapHead
-from .rmap import SpecRmap, is_large_pte, is_shadow_present_pte
+from .rmap import RmapBase, SpecRmap, is_large_pte, is_shadow_present_pte
+from .tlb import TLB_CAPACITY, Tlb, TlbEntry
 from .written_sptes import written_spte_slots
 
 KvmMmuPageRole = namedtuple(
@@ -60,7 +62,7 @@ class KvmMmuPage:
     """struct kvm_mmu_page."""
 
     __slots__ = ("gfn", "role", "spt", "gfns", "parent_ptes", "root_count", "unsync",
-                 "mmu_valid_gen", "serial", "epoch")
+                 "mmu_valid_gen", "write_flooding_count", "serial", "epoch")
 
     def __init__(self, spt, gfns, serial):
         self.gfn = 0
@@ -71,6 +73,7 @@ class KvmMmuPage:
         self.root_count = 0
         self.unsync = False
         self.mmu_valid_gen = 0
+        self.write_flooding_count = 0  # emulated writes since a fault last walked through it
         self.serial = serial    # creation order, to pair spec and impl pages
         self.epoch = 0          # zaps begun before its creation (oracle ground truth, not kernel state)
 
@@ -121,15 +124,16 @@ class GuestWalk:
 
 
 class Vcpu:
-    """One vCPU: its guest paging state (`guest`) and its MMU roots."""
+    """One vCPU: its guest paging state (`guest`), its MMU roots and its CPU's TLB."""
 
-    def __init__(self, vcpu_id, kind, guest):
+    def __init__(self, vcpu_id, kind, guest, tlb_capacity=TLB_CAPACITY):
         self.id = vcpu_id
         self.kind = kind          # TDP or SHADOW
         self.guest = guest        # spec: ArchCpu; impl: KvmVcpu
         self.root = None          # the root kvm_mmu_page (64-bit shadow or TDP)
         self.pae_root = None      # [sp or None] * 4 for 32-bit and PAE guests
         self.reload = False       # KVM_REQ_MMU_RELOAD pending
+        self.tlb = Tlb(tlb_capacity)  # spec/tlb.py
 
 
 class ShadowMmu:
@@ -145,7 +149,8 @@ class ShadowMmu:
         self.host = host or KvmHost()
         self.host.notifier = self  # kvm_mmu_notifier_* (virt/kvm/kvm_main.c) call into this MMU
         self.mem = KernelMemory(pte_list_ext)
-        self.rmap = self.rmap_class(self.mem, self.rmap_of_spte, PT_ACCESSED_MASK)
+        self.rmap = self.rmap_class(self.mem, self.rmap_of_spte, PT_ACCESSED_MASK,
+                                    spte_update=self.mmu_spte_update)
         self.pages = {}                 # spt address -> sp (page_header)
         self.mmu_page_hash = [[] for _ in range(KVM_NUM_MMU_PAGES)]
         self.active_mmu_pages = ListHead()  # list_add at the head: newest first
@@ -157,6 +162,13 @@ class ShadowMmu:
         self.freed_pages = set()        # spt addresses of freed pages (never reused)
         self.mmu_lock_holds = []        # pages visited per mmu_lock hold of the last zap
         self.zap_epoch = 0              # zap-alls begun so far (oracle ground truth, not kernel state)
+        self.tlb_capacity = TLB_CAPACITY  # entries per vCPU TLB (the VM's parameter)
+        self._tdp_leaf = None
+
+    def kvm_vm_ioctl_create_vcpu(self, vcpu_id, kind, guest):
+        """KVM_CREATE_VCPU: a vCPU with no roots yet and an empty TLB."""
+        self.vcpus[vcpu_id] = Vcpu(vcpu_id, kind, guest, self.tlb_capacity)
+        return self.vcpus[vcpu_id]
 
     # -- pages ----------------------------------------------------------------
     def page_header(self, addr):
@@ -291,6 +303,7 @@ class ShadowMmu:
             if sp.role != role or not self.is_valid_sp(sp):
                 continue
             self.mmu_page_add_parent_pte(sp, parent_pte)
+            sp.write_flooding_count = 0  # __clear_sp_write_flooding_count()
             return sp
         sp = self.kvm_mmu_alloc_page(direct)
         self.mmu_page_add_parent_pte(sp, parent_pte)
@@ -301,7 +314,7 @@ class ShadowMmu:
         self.on_new_page(sp)
         if not direct:
             if self.rmap_write_protect(gfn):
-                self.kvm_flush_remote_tlbs()
+                self.kvm_flush_remote_tlbs("kvm_mmu_get_page: rmap_write_protect")
             self.account_shadowed(gfn)
         return sp
 
@@ -345,13 +358,18 @@ class ShadowMmu:
         """A root still in use was zapped: its vCPUs must reload (3.10: always)."""
         self.kvm_reload_remote_mmus()
 
-    def kvm_flush_remote_tlbs(self):
-        """kvm_flush_remote_tlbs(): every vCPU's TLB."""
+    def kvm_flush_remote_tlbs(self, reason):
+        """kvm_flush_remote_tlbs(): every vCPU's TLB, before the vCPU's next guest
+        access (the request and the IPI of make_all_cpus_request).  `reason`
+        names the kernel function that flushes: every call site is a seam a
+        variant can cut (impl/variants/flush.py)."""
         self.tlb_flushes += 1
+        for v in self.vcpus.values():
+            v.tlb.flush()
 
     def kvm_mmu_commit_zap_page(self, invalid_list):
         if invalid_list:
-            self.kvm_flush_remote_tlbs()
+            self.kvm_flush_remote_tlbs("kvm_mmu_commit_zap_page")
         for sp in invalid_list:
             self.kvm_mmu_free_page(sp)
         invalid_list.clear()
@@ -382,6 +400,7 @@ class ShadowMmu:
         self.mmu_lock_holds = []
         self.zap_epoch += 1
         self.kvm_mmu_zap_all()
+        self.kvm_reload_remote_mmus()  # kvm_arch_flush_shadow_all(): after the zap, unlocked
 
     def zap_all_resume(self):
         """Take mmu_lock again for a zap in progress, up to its next lock break.
@@ -404,9 +423,11 @@ class ShadowMmu:
         vcpu.root, vcpu.pae_root = None, None
 
     def kvm_mmu_load(self, vcpu):
-        """Allocate the vCPU's roots if it has none (mmu_alloc_roots)."""
+        """Allocate the vCPU's roots if it has none (mmu_alloc_roots); loading
+        them (mmu->set_cr3: vmx_set_cr3 / svm_set_cr3) flushes the vCPU's TLB."""
         if vcpu.root is not None or vcpu.pae_root is not None:
             return
+        vcpu.tlb.flush()
         if vcpu.kind == TDP:
             sp = self.kvm_mmu_get_page(vcpu, 0, 0, PT64_ROOT_LEVEL, True, ACC_ALL, 0)
             sp.root_count += 1
@@ -488,6 +509,7 @@ class ShadowMmu:
 
     def kvm_mmu_flush_tlb(self, vcpu):
         """kvm_mmu_flush_tlb(): the local vCPU's TLB (KVM_REQ_TLB_FLUSH)."""
+        vcpu.tlb.flush()
 
     def kvm_mmu_invlpg(self, vcpu, gva):
         """The guest's INVLPG.  Under shadow paging KVM intercepts it
@@ -496,6 +518,8 @@ class ShadowMmu:
         entries of that page go)."""
         if vcpu.kind == SHADOW:
             self.kvm_mmu_flush_tlb(vcpu)
+        else:
+            vcpu.tlb.invalidate(gva)
 
     def vcpu_enter_guest(self, vcpu):
         """KVM_REQ_MMU_RELOAD, then kvm_mmu_load(): what vcpu_enter_guest does first."""
@@ -527,8 +551,10 @@ class ShadowMmu:
     def hw_translate(self, vcpu, addr, write, user, fetch):
         """Walk the tables as the CPU does (CR0.WP=1, EFER.NX=1 on the host).
 
-        Returns (leaf sptep, level) when the access is allowed, else None.
-        Sets A on the leaf (and D for a write) like the hardware.
+        Returns (leaf sptep, level, TlbEntry) when the access is allowed, else
+        None.  Sets A on the leaf (and D for a write) like the hardware; the
+        entry is what the TLB may cache of the walk (pfn and gfn of the page's
+        first 4K, the ANDed rights, the leaf's D, the pages walked).
         """
         path = self.shadow_walk(vcpu, addr)
         if not path:
@@ -537,18 +563,26 @@ class ShadowMmu:
         spte = self.mem.spte_read(sptep)
         if not is_shadow_present_pte(spte):
             return None
+        rights = ACC_ALL
         for _, p, _ in path:
             v = self.mem.spte_read(p)
-            if write and not v & PT_WRITABLE_MASK:
-                return None
-            if user and not v & PT_USER_MASK:
-                return None
-            if fetch and v & PT64_NX_MASK:
-                return None
+            if not v & PT_WRITABLE_MASK:
+                rights &= ~ACC_WRITE_MASK
+            if not v & PT_USER_MASK:
+                rights &= ~ACC_USER_MASK
+            if v & PT64_NX_MASK:
+                rights &= ~ACC_EXEC_MASK
+        if (write and not rights & ACC_WRITE_MASK) or (user and not rights & ACC_USER_MASK) \
+                or (fetch and not rights & ACC_EXEC_MASK):
+            return None
         new = spte | PT_ACCESSED_MASK | (PT_DIRTY_MASK if write else 0)
         if new != spte:
             self.mem.spte_write(sptep, new)
-        return sptep, level
+        sp_leaf = path[-1][0]
+        entry = TlbEntry(level, self.kvm_mmu_page_get_gfn(sp_leaf, (sptep - sp_leaf.spt) // 8),
+                         spte_to_pfn(new), rights, bool(new & PT_DIRTY_MASK),
+                         tuple(p[0].spt for p in path))
+        return sptep, level, entry
 
     def spte_gfn(self, sptep, level, addr):
         """The gfn a leaf spte maps for `addr` (its page's gfn plus the offset in a large page)."""
@@ -584,8 +618,15 @@ class ShadowMmu:
                 spte &= ~(PT_WRITABLE_MASK | SPTE_MMU_WRITEABLE)
         if pte_access & ACC_WRITE_MASK:
             self.mark_page_dirty(gfn)
-        self.mem.spte_write(sptep, spte)
+        if self.mmu_spte_update(sptep, spte):
+            self.kvm_flush_remote_tlbs("set_spte")
         return ret
+
+    def mmu_spte_update(self, sptep, new):
+        """mmu_spte_update(): write `new` over a (maybe present) spte; True when a
+        TLB may still hold a right it takes away (spec.rmap.RmapBase).  The
+        rmap walkers' write protection calls this method too."""
+        return RmapBase.mmu_spte_update(self.rmap, sptep, new)
 
     def mmu_set_spte(self, sptep, pte_access, write_fault, level, gfn, pfn, speculative,
                      host_writable):
@@ -596,8 +637,10 @@ class ShadowMmu:
             if level > PT_PAGE_TABLE_LEVEL and not is_large_pte(old):
                 child = self.page_header(old & PT64_BASE_ADDR_MASK)
                 self.drop_parent_pte(child, sptep)
+                self.kvm_flush_remote_tlbs("mmu_set_spte: a page table replaced by a large page")
             elif pfn != spte_to_pfn(old):
                 self.drop_spte(sptep)
+                self.kvm_flush_remote_tlbs("mmu_set_spte: another pfn")
             else:
                 was_rmapped = True
         emulate = bool(self.set_spte(sptep, pte_access, level, gfn, pfn, speculative,
@@ -669,10 +712,11 @@ class ShadowMmu:
                                             map_writable)
                 self.direct_pte_prefetch(vcpu, sptep)
                 return emulate
+            # 3.10 stopped at a large spte above the target level (nothing installed,
+            # the vCPU faulted again: a livelock for a read-only large spte under
+            # dirty logging); the model drops it with a flush, as 404381c5839d does.
+            self.drop_large_spte(sptep)
             spte = self.mem.spte_read(sptep)
-            if is_shadow_present_pte(spte) and is_large_pte(spte):
-                self.drop_spte(sptep)  # drop_large_spte()
-                spte = 0
             if not is_shadow_present_pte(spte):
                 child = self.kvm_mmu_get_page(vcpu, self.direct_map_child_gfn(addr, lvl), addr,
                                               lvl - 1, True, ACC_ALL, sptep)
@@ -760,6 +804,7 @@ class ShadowMmu:
         sp = path_sp
         while lvl > gw.level:
             sptep = sp.sptep(PT64_INDEX(addr, lvl))
+            sp.write_flooding_count = 0  # clear_sp_write_flooding_count(): the page is in use
             self.drop_large_spte(sptep)
             spte = self.mem.spte_read(sptep)
             if not is_shadow_present_pte(spte):
@@ -804,9 +849,12 @@ class ShadowMmu:
         return False  # the model is single-threaded: nothing changes inside a fault
 
     def drop_large_spte(self, sptep):
+        """drop_large_spte(): a large spte in the way of a smaller mapping is
+        dropped, and every TLB flushed."""
         spte = self.mem.spte_read(sptep)
         if is_shadow_present_pte(spte) and is_large_pte(spte):
             self.drop_spte(sptep)
+            self.kvm_flush_remote_tlbs("drop_large_spte")
 
     def validate_direct_spte(self, sptep, direct_access):
         """validate_direct_spte(): a direct child created with other access is unlinked."""
@@ -817,6 +865,7 @@ class ShadowMmu:
         if child.role.access == direct_access:
             return
         self.drop_parent_pte(child, sptep)
+        self.kvm_flush_remote_tlbs("validate_direct_spte")
 
     # -- emulated guest stores: kvm_mmu_pte_write ----------------------------------
     written_spte_slots = staticmethod(written_spte_slots)
@@ -840,13 +889,59 @@ class ShadowMmu:
         gentry = self.guest_read_gpte(vcpu, gpa, nbytes)
         base = self.base_role(vcpu)
         invalid = []
+        remote_flush = local_flush = False
         for sp in self.for_each_gfn_indirect_valid_sp(gfn):
-            for sptep in self.get_written_sptes(sp, gpa, nbytes):
+            if self.detect_write_flooding(sp):
+                self.kvm_mmu_prepare_zap_page(sp, invalid)
+                continue
+            sptes = self.get_written_sptes(sp, gpa, nbytes)
+            local_flush |= bool(sptes)
+            for sptep in sptes:
+                entry = self.mem.spte_read(sptep)
                 self.mmu_page_zap_pte(sp, sptep)
                 if gentry and (sp.role.cr0_wp, sp.role.cr4_pae, sp.role.nxe) == \
                         (base.cr0_wp, base.cr4_pae, base.nxe):
                     self.mmu_pte_write_new_pte(vcpu, sp, sptep, gentry)
+                remote_flush |= self.need_remote_flush(entry, self.mem.spte_read(sptep))
+        self.mmu_pte_write_flush_tlb(vcpu, bool(invalid), remote_flush, local_flush)
         self.kvm_mmu_commit_zap_page(invalid)
+
+    @staticmethod
+    def detect_write_flooding(sp):
+        """detect_write_flooding(): a page above level 1 written three times by
+        the guest with no fault walking through it in between is no longer a
+        page table: kvm_mmu_pte_write() zaps it.  (Level-1 pages are skipped:
+        they can go unsync.  Misaligned writes, detect_write_misaligned(), are
+        not generated: the guest stores whole ptes.)"""
+        if sp.role.level == PT_PAGE_TABLE_LEVEL:
+            return False
+        sp.write_flooding_count += 1
+        return sp.write_flooding_count >= 3
+
+    @staticmethod
+    def need_remote_flush(old, new):
+        """need_remote_flush(): other vCPUs may cache `old`: they must flush when
+        the new spte is gone, maps another pfn, or grants fewer rights (P, W, U,
+        and X, NX counted inverted)."""
+        if not is_shadow_present_pte(old):
+            return False
+        if not is_shadow_present_pte(new):
+            return True
+        if (old ^ new) & PT64_BASE_ADDR_MASK:
+            return True
+        old ^= PT64_NX_MASK
+        new ^= PT64_NX_MASK
+        return bool(old & ~new & PT64_PERM_MASK)
+
+    def mmu_pte_write_flush_tlb(self, vcpu, zap_page, remote_flush, local_flush):
+        """mmu_pte_write_flush_tlb(): nothing when pages were zapped (their commit
+        flushes), else every TLB when need_remote_flush said so, else this vCPU's."""
+        if zap_page:
+            return
+        if remote_flush:
+            self.kvm_flush_remote_tlbs("kvm_mmu_pte_write: need_remote_flush")
+        elif local_flush:
+            self.kvm_mmu_flush_tlb(vcpu)
 
     def guest_read_gpte(self, vcpu, gpa, nbytes):
         """The whole new guest pte (a 4-byte write to an 8-byte pte reads all 8)."""
@@ -913,9 +1008,10 @@ class ShadowMmu:
         write, fetch = kind == WRITE, kind == FETCH
         for _ in range(MAX_FAULT_RETRIES):
             self.vcpu_enter_guest(vcpu)
-            if vcpu.kind == TDP:
+            out = self.tlb_access(vcpu, addr, write, user, fetch)
+            if out is None and vcpu.kind == TDP:
                 out = self.tdp_access(vcpu, addr, kind, user, write)
-            else:
+            elif out is None:
                 out = self.shadow_access(vcpu, addr, write, user, fetch)
             if out is None:
                 continue  # the fault fixed the tables: retry the instruction
@@ -926,13 +1022,61 @@ class ShadowMmu:
         raise Livelock(f"guest access {kind} {addr:#x}: still faulting after {MAX_FAULT_RETRIES} "
                        f"tries (each fault should fix what the access needs)")
 
+    def tlb_access(self, vcpu, addr, write, user, fetch):
+        """The CPU tries its TLB first.  A hit whose rights allow the access
+        completes it with the cached translation (no A/D written anywhere); a
+        write through an entry whose D is clear walks again (to set D); a hit
+        that does not allow the access drops the entry (a page fault
+        invalidates its address) and walks.  Returns (OK, gfn, False) or None."""
+        tlb = vcpu.tlb
+        e = tlb.lookup(addr)
+        if e is None:
+            return None
+        wp = vcpu.kind == SHADOW or vcpu.guest.cr0_wp  # the host runs shadow guests with WP=1
+        if not e.allows(write, user, fetch, wp) or (write and not e.dirty):
+            tlb.invalidate(addr)
+            return None
+        tlb.hits += 1
+        gfn, pfn = e.frame(addr)
+        self.tlb_hit_audit(vcpu, e, gfn, pfn, write)
+        return OK, gfn, False
+
+    def tlb_hit_audit(self, vcpu, entry, gfn, pfn, write):
+        """What the host demands of any access, whatever the guest allowed: it
+        reaches the memslot's current page (not one the host unmapped, nor a
+        deleted slot's), through no freed shadow page; a write while dirty
+        logging is on finds its gfn already marked dirty; a write never
+        reaches a guest page table KVM write-protects.  A TLB hit is where a
+        missing flush shows: the walk would have faulted."""
+        self.host_page_check(gfn, pfn)
+        freed = [a for a in entry.pages if a in self.freed_pages]
+        if freed:
+            raise HostDemand("freed shadow page", (
+                f"vcpu {vcpu.id} used a TLB entry for gfn {gfn:#x} cached through shadow page "
+                f"{freed[0]:#x}, which has been freed"))
+        if write:
+            slot = self.host.gfn_to_memslot(gfn)
+            if slot is not None and slot.dirty_log and gfn not in slot.dirty_bitmap:
+                raise HostDemand("dirty log", (
+                    f"vcpu {vcpu.id} wrote gfn {gfn:#x} through a writable TLB entry while dirty "
+                    f"logging is on, but the gfn is not marked dirty"))
+            if self.gfn_write_protected(gfn):
+                raise HostDemand("write protection", (
+                    f"vcpu {vcpu.id} wrote gfn {gfn:#x}, a guest page table KVM write-protects, "
+                    f"through a writable TLB entry (no fault, no emulation)"))
+
+    def gfn_write_protected(self, gfn):
+        """Writes to `gfn` must trap: a valid indirect page shadows it."""
+        return bool(self.for_each_gfn_indirect_valid_sp(gfn))
+
     def shadow_access(self, vcpu, addr, write, user, fetch):
         """(status, info, emulated), or None to retry."""
         hit = self.hw_translate(vcpu, addr, write, user, fetch)
         if hit is not None:
-            sptep, level = hit
+            sptep, level, entry = hit
             gfn = self.spte_gfn(sptep, level, addr)
             self.host_touch(sptep, level, gfn)
+            vcpu.tlb.fill(addr, entry)
             return OK, gfn, False
         status, info = self.shadow_page_fault(vcpu, addr, write, user, fetch)
         if status == "emulate":
@@ -948,12 +1092,31 @@ class ShadowMmu:
             self.tdp_touch(vcpu, w.gfn, True)   # its A/D writes go through the TDP map
         if not res.ok:
             return PAGE_FAULT, res.fault, False
-        return self.tdp_touch(vcpu, res.gfn, write)
+        out = self.tdp_touch(vcpu, res.gfn, write)
+        e = self._tdp_leaf
+        if out[0] == OK and not out[2] and e is not None:
+            # The combined gva -> hpa translation, cached per 4K page; an INVLPG
+            # anywhere in the guest's page drops it (its span).
+            dirty = bool(res.path[-1].value & PT_DIRTY_MASK) or write
+            vcpu.tlb.fill(addr, TlbEntry(PT_PAGE_TABLE_LEVEL, res.gfn, e.frame(res.gfn << PAGE_SHIFT)[1],
+                                         res.rights, dirty and e.dirty, e.pages,
+                                         span=self.guest_page_bits(vcpu, res.level),
+                                         host_write=e.host_write))
+        return out
+
+    @staticmethod
+    def guest_page_bits(vcpu, level):
+        """Address bits below the guest's page at `level` (12, 21, 22 or 30)."""
+        if level == PT_PAGE_TABLE_LEVEL:
+            return PAGE_SHIFT
+        return PAGE_SHIFT + (10 if not vcpu.guest.cr4_pae else 9) * (level - 1)
 
     def tdp_touch(self, vcpu, gfn, write):
         """Access guest-physical `gfn` through the TDP tables, faulting them in.
 
-        Returns (status, gfn, emulated)."""
+        Returns (status, gfn, emulated); the TDP leaf's TlbEntry is left in
+        `_tdp_leaf` for tdp_access to combine with the guest's translation."""
+        self._tdp_leaf = None
         slot = self.host.gfn_to_memslot(gfn)
         if slot is None or slot.invalid:
             return MMIO, gfn, False
@@ -961,9 +1124,10 @@ class ShadowMmu:
             self.vcpu_enter_guest(vcpu)
             hit = self.hw_translate(vcpu, gfn << PAGE_SHIFT, write, False, False)
             if hit is not None:
-                sptep, level = hit
+                sptep, level, entry = hit
                 got = self.spte_gfn(sptep, level, gfn << PAGE_SHIFT)
                 self.host_touch(sptep, level, got)
+                self._tdp_leaf = entry
                 return OK, got, False
             r = self.tdp_page_fault(vcpu, gfn << PAGE_SHIFT, write)
             if r == MMIO:
@@ -976,7 +1140,9 @@ class ShadowMmu:
     def host_touch(self, sptep, level, gfn):
         """The CPU used the host page a leaf maps: it must be the memslot's current page."""
         spte = self.mem.spte_read(sptep)
-        pfn = spte_to_pfn(spte) + (gfn & ((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1))
+        self.host_page_check(gfn, spte_to_pfn(spte) + (gfn & ((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1)))
+
+    def host_page_check(self, gfn, pfn):
         slot = self.host.gfn_to_memslot(gfn)
         want = slot.pfns[gfn - slot.base_gfn] if slot is not None and not slot.invalid else None
         if pfn != want:
@@ -1011,18 +1177,24 @@ class ShadowMmu:
         """kvm_mmu_notifier_invalidate_range_start(): kvm_unmap_rmapp on the range,
         then a flush if any spte went."""
         if self.kvm_handle_hva_range(slot, gfn_start, gfn_end, self.rmap.kvm_unmap_rmapp):
-            self.kvm_flush_remote_tlbs()
+            self.kvm_flush_remote_tlbs("kvm_mmu_notifier_invalidate_range_start")
 
     def kvm_set_spte_hva(self, slot, gfn, new_pfn, host_writable):
-        """kvm_mmu_notifier_change_pte(): kvm_set_pte_rmapp on the page's rmaps."""
-        self.kvm_handle_hva_range(
-            slot, gfn, gfn + 1, lambda head: self.rmap.kvm_set_pte_rmapp(head, host_writable, new_pfn))
+        """kvm_mmu_notifier_change_pte(): kvm_set_pte_rmapp on the page's rmaps,
+        which flushes when it found an spte (3.10: the handler, not the notifier)."""
+        if self.kvm_handle_hva_range(
+                slot, gfn, gfn + 1, lambda head: self.rmap.kvm_set_pte_rmapp(head, host_writable, new_pfn)):
+            self.kvm_flush_remote_tlbs("kvm_set_pte_rmapp")
 
     def kvm_age_hva(self, slot, gfn, test_only):
-        """kvm_mmu_notifier_clear_flush_young() (kvm_age_rmapp) or
-        kvm_mmu_notifier_test_young() (kvm_test_age_rmapp): is the page young?"""
+        """kvm_mmu_notifier_clear_flush_young() (kvm_age_rmapp, then a flush if the
+        page was young: A was cleared) or kvm_mmu_notifier_test_young()
+        (kvm_test_age_rmapp): is the page young?"""
         walker = self.rmap.kvm_test_age_rmapp if test_only else self.rmap.kvm_age_rmapp
-        return self.kvm_handle_hva_range(slot, gfn, gfn + 1, walker)
+        young = self.kvm_handle_hva_range(slot, gfn, gfn + 1, walker)
+        if young and not test_only:
+            self.kvm_flush_remote_tlbs("kvm_mmu_notifier_clear_flush_young")
+        return young
 
     # -- memslots and the dirty log (virt/kvm/kvm_main.c, x86.c) --------------------
     def kvm_memslot_create(self, slot_id, base_gfn, npages, readonly, dirty_log, host_level):
@@ -1067,7 +1239,7 @@ class ShadowMmu:
         for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
             for head in list(slot.rmap[level].values()):
                 self.rmap.rmap_write_protect(head, level)
-        self.kvm_flush_remote_tlbs()
+        self.kvm_flush_remote_tlbs("kvm_mmu_slot_remove_write_access")
 
     def kvm_vm_ioctl_get_dirty_log(self, slot_id):
         """KVM_GET_DIRTY_LOG: report and clear the bitmap, write-protect what it
@@ -1079,7 +1251,7 @@ class ShadowMmu:
             self.rmap.rmap_write_protect(slot.rmap_head(gfn, PT_PAGE_TABLE_LEVEL),
                                          PT_PAGE_TABLE_LEVEL)
         if dirty:
-            self.kvm_flush_remote_tlbs()
+            self.kvm_flush_remote_tlbs("kvm_vm_ioctl_get_dirty_log")
         return dirty
 
     def kvm_arch_flush_shadow_memslot(self, slot):

@@ -14,6 +14,8 @@ family supplies it from a table; the shadow MMU from its shadow pages.
 
 from .consts import (
     PT64_BASE_ADDR_MASK,
+    PT64_NX_MASK,
+    PT_USER_MASK,
     PT_ACCESSED_MASK,
     PT_DIRTY_MASK,
     PT_PAGE_SIZE_MASK,
@@ -56,12 +58,29 @@ def set_pte_rmapp_spte(spte, new_pfn, accessed_mask):
     return new
 
 
-class RmapBase(PteListOps):
-    """The rmap operations both sides share (unchanged by the patch)."""
+def spte_rights_taken(old, new):
+    """A TLB that cached present spte `old` may hold more than `new` allows: the
+    spte went, maps another pfn, or lost W or U or gained NX."""
+    if not is_shadow_present_pte(old):
+        return False
+    if not is_shadow_present_pte(new) or (old ^ new) & PT64_BASE_ADDR_MASK:
+        return True
+    lost = old & ~new
+    return bool(lost & (PT_WRITABLE_MASK | PT_USER_MASK) or new & ~old & PT64_NX_MASK)
 
-    def __init__(self, mem, rmap_of, shadow_accessed_mask=PT_ACCESSED_MASK):
+
+class RmapBase(PteListOps):
+    """The rmap operations both sides share (unchanged by the patch).
+
+    `spte_update`, when given, is the MMU's mmu_spte_update(): the walkers'
+    write-protection goes through it, so a form of the MMU that changes it
+    changes their flush decision too."""
+
+    def __init__(self, mem, rmap_of, shadow_accessed_mask=PT_ACCESSED_MASK, spte_update=None):
         super().__init__(mem)
         self.rmap_of = rmap_of
+        if spte_update is not None:
+            self.mmu_spte_update = spte_update
         self.shadow_accessed_mask = shadow_accessed_mask
         # EPT has neither A nor D bits; shadow paging and NPT have both.
         self.shadow_dirty_mask = PT_DIRTY_MASK if shadow_accessed_mask else 0
@@ -103,6 +122,25 @@ class RmapBase(PteListOps):
     def rmap_remove(self, sptep):
         """rmap_remove(): take sptep off the rmap its gfn and level select."""
         self.pte_list_remove(sptep, self.rmap_of(sptep))
+
+    def mmu_spte_update(self, sptep, new):
+        """mmu_spte_update(): write `new` over the spte (the pfn stays; callers drop
+        an spte before they change it).  Returns whether a TLB may still hold a
+        right it took away, which obliges the caller to flush every vCPU.  3.10
+        asks only whether W went; the model asks spte_rights_taken(), the same
+        answer on every path 3.10 has.  An A or D bit it clears is reported to
+        the host (kvm_set_pfn_accessed / kvm_set_pfn_dirty)."""
+        old = self.mem.spte_read(sptep)
+        self.mem.spte_write(sptep, new)
+        if not is_shadow_present_pte(old):
+            return False
+        if self.shadow_accessed_mask:
+            pfn = spte_to_pfn(old)
+            if old & self.shadow_accessed_mask and not new & self.shadow_accessed_mask:
+                self.pfn_accessed.add(pfn)
+            if old & self.shadow_dirty_mask and not new & self.shadow_dirty_mask:
+                self.pfn_dirty.add(pfn)
+        return spte_rights_taken(old, new)
 
     def mmu_spte_clear_track_bits(self, sptep):
         """Clear *sptep; report A/D to the host; return whether it was present."""
@@ -187,13 +225,13 @@ class SpecRmap(RmapBase):
             if not is_writable_pte(val):
                 continue
             if level == PT_PAGE_TABLE_LEVEL:
-                self.mem.spte_write(spte, val & ~PT_WRITABLE_MASK)
+                write_protected |= self.mmu_spte_update(spte, val & ~PT_WRITABLE_MASK)
             else:
                 if not is_large_pte(val):
                     raise KvmBug(f"rmap_write_protect: BUG_ON !large spte {spte:#x}")
                 self.drop_spte(spte)
                 spte = 0
-            write_protected = True
+                write_protected = True
 
     def kvm_unmap_rmapp(self, rmapp):
         """kvm_unmap_rmapp(): drop every spte; returns need_tlb_flush."""

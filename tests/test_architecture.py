@@ -116,6 +116,8 @@ CONSTANTS = {
     "PT_PAGE_SIZE_MASK": 0x80,
     "PT_GLOBAL_MASK": 0x100,
     "PT64_NX_MASK": 0x8000000000000000,
+    # mmu.c: PT64_PERM_MASK = P | W | U | NX (need_remote_flush)
+    "PT64_PERM_MASK": 0x8000000000000007,
     # facts 2: spte software bits, 3.6+ positions (HOST_WRITEABLE bit 10, MMU_WRITEABLE bit 11)
     "PT_FIRST_AVAIL_BITS_SHIFT": 10,
     "SPTE_HOST_WRITEABLE": 0x400,
@@ -146,7 +148,7 @@ CONSTANTS = {
     "PT32_VADDR_BITS": 32,
     "PT64_VADDR_BITS": 48,
     "PT64_PHYS_BITS": 52,
-    "MAXPHYADDR_CHOICES": (36, 40, 46, 52),  # the model's sample of MAXPHYADDR values
+    "MAXPHYADDR_CHOICES": (36, 40, 46, 48, 52),  # the model's sample of MAXPHYADDR values (48: this host)
     "PT32E_PDPTE_SHIFT": 30,                 # index (addr >> 30) & 3
     "PT32E_NR_PDPTES": 4,
     "PT32E_CR3_PDPT_MASK": 0xFFFFFFE0,       # SDM "Use of CR3 with PAE paging": bits 31:5 locate the PDPT
@@ -252,7 +254,8 @@ def test_a_corrupted_constant_or_an_unchecked_one_is_reported(tmp_path):
     assert consts_mismatches(_consts_copy(tmp_path, lambda t: t)) == []
     bad = consts_mismatches(_consts_copy(tmp_path, sub("PT_USER_MASK = 1 << PT_USER_SHIFT",
                                                        "PT_USER_MASK = 1 << PT_PWT_SHIFT")))
-    assert bad == ["PT_USER_MASK = 0x8, expected 0x4"]
+    assert bad == ["PT_USER_MASK = 0x8, expected 0x4",
+                   "PT64_PERM_MASK = 0x800000000000000b, expected 0x8000000000000007"]
     bad = consts_mismatches(_consts_copy(tmp_path, sub("rsvd_bits(5, 8)", "rsvd_bits(5, 7)")))
     assert bad == ["PT32E_PDPTE_RSVD_MASK = 0xe6, expected 0x1e6"]
     bad = consts_mismatches(_consts_copy(tmp_path, sub("PT64_BASE_ADDR_MASK = 0x000FFFFFFFFFF000",

@@ -253,13 +253,17 @@ def shared_db(tmp_path_factory):
     return str(tmp_path_factory.mktemp("shared") / "hypothesis-db")
 
 
-def test_zoo_catches_every_must_catch_variant(cluster, shared_db):
-    """Every must-catch variant as a hunt job on the cluster, each found by
-    search (the database is fresh).  Search budgets are seconds, so they are
+def test_zoo_catches_must_catch_variants_on_the_cluster(cluster, shared_db):
+    """Must-catch variants of four families as hunt jobs on the cluster, each
+    found by search (the database is fresh).  Search budgets are seconds, so they are
     generous (a caught variant stops early); Hypothesis' shrinking is capped
     at 1 s, the op pass still makes each counterexample 1-minimal."""
     cluster.ensure_workers(2)
-    vs = sorted((v for v in variants.load_all().values() if v.must_catch), key=lambda v: v.qualname)
+    # A few variants of different families that are found in well under a second:
+    # what is tested here is the cluster and the database, not search (that is
+    # `mmuspec zoo` and `bench tester`).
+    quick = ("rmap:next-after-drop", "walk:d-on-read", "zap:no-root-reload", "prefetch:v3-2010")
+    vs = [variants.get(n) for n in quick]
     todo = [jobs.Job(families.for_variant(v).name, v.qualname, budget=12, kind="hunt", shrink_seconds=1)
             for v in vs]
     results = jobs.run_jobs(todo, scheduler=cluster.address, database=shared_db)
@@ -281,11 +285,14 @@ def test_zoo_command_on_the_cluster(cluster, tmp_path, capsys):
     assert summary["workers"] == 2 and summary["variant_budget"] >= common.MIN_VARIANT_SECONDS
     assert {e["variant"] for e in summary["zoo"]} == {v.qualname for v in variants.of_family("walk")}
     for e in summary["zoo"]:
-        assert e["caught"] and e["found"] == "search" and e["runs_on"] == "walk"
+        assert e["variant"] in text and e["runs_on"] == "walk"
+        if e["expected"] != "caught":
+            continue
+        assert e["caught"] and e["found"] == "search"
         assert all(os.path.exists(p) for p in e["saved"])
         assert os.path.dirname(e["saved"][0]) == str(out / "counterexamples")
-        assert e["variant"] in text
-    assert "zoo kill rate 3/3" in text and "NOT CAUGHT" not in text
+    n = sum(v.must_catch for v in variants.of_family("walk"))
+    assert f"zoo kill rate {n}/{n}" in text and "NOT CAUGHT" not in text
 
 
 def test_check_on_the_cluster(cluster, shared_db, tmp_path, capsys, monkeypatch):

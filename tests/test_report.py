@@ -39,7 +39,21 @@ def synthetic_summary(cex_file=None):
                 "status": "clean", "examples": 75, "steps": 6000, "rules": ["guest_access", "vm_setup"],
                 "seconds": 10.2, "time_to_failure": None, "shrink_seconds": None, "oracle": None,
                 "message": None, "failing_step": None, "ops": None, "reproduced": None,
-                "metrics": {"dirty_log_extra": 3}, "note": ""}
+                "metrics": {"dirty_log_extra": 3}, "note": "",
+                "per_mode": {"mixed": {"examples": 25, "steps": 2000, "seconds": 3.1},
+                             "tdp": {"examples": 50, "steps": 4000, "seconds": 7.1}}}
+    unreached = {"line": 546, "function": "ShadowMmu.hw_translate", "text": "if fetch and v & PT64_NX_MASK:",
+                 "to": 547, "to_text": "return None", "reason": "the condition on line 546 was never true"}
+    mmu_cov = {"family": "mmu", "branches": 10, "reached": 8, "listed_unreachable": 1, "reachable": 9,
+               "percent": 88.9, "unreached": 1, "not_executed": [], "mismatched": [], "listed_but_reached": [],
+               "files": [{"file": "spec/mmu.py", "branches": 10, "reached": 8, "listed_unreachable": 1,
+                          "unreached": [unreached]}]}
+    coverage = {"measured": True, "note": "measured on 1 of 2 chunk(s) per family", "target_percent": 95.0,
+                "families": {"mmu": mmu_cov}, "total": dict(mmu_cov, family=None, not_executed=["spec/errors.py"]),
+                "speeds": {"mmu": {"slowdown": 3.4}}, "shared_machines": {"prefetch": "mmu"},
+                "problems": [{"entry": {"file": "spec/mmu.py", "function": "ShadowMmu.gone", "line": "if x",
+                                        "to": None, "families": None, "why": "w"},
+                              "problem": "stale: spec/mmu.py has no function ShadowMmu.gone"}]}
     return {
         "exit": 1, "seconds": 42.0,
         "obligations": {"proved": 2, "counterexample": 1, "unknown": 1, "not as expected": []},
@@ -63,6 +77,7 @@ def synthetic_summary(cex_file=None):
                 {"variant": "walk:d-on-read", "must_catch": True, "caught": False, "mode": "64",
                  "oracle": None, "time_to_failure": None, "shrink_seconds": None, "counterexample_ops": None}],
         "zoo_kill_rate": "2/3",
+        "coverage": coverage,
     }
 
 
@@ -106,8 +121,9 @@ def test_page_is_self_contained_and_escaped(page):
     assert not re.search(r"(?:src|href)\s*=\s*[\"']?(?:https?:)?//", text)
     assert "<script" not in text and "&lt;script&gt;" in text
     assert "<link" not in text
-    for table in ("obligations", "campaigns", "zoo"):
+    for table in ("obligations", "campaigns", "zoo", "per-mode", "coverage", "unreached"):
         assert f'<table class="{table}">' in text
+    assert "spec/mmu.py:546" in text and "88.9%" in text and "has no function ShadowMmu.gone" in text
     assert "proved (z3, for all inputs)" in text and "proved (z3, bounded)" in text
     assert "tested (sampled)" in text and "unknown (z3 gave no answer: not proved)" in text
     # counterexamples in kernel terms, with the command to replay or reproduce each
@@ -186,7 +202,7 @@ def test_report_renders_in_chromium(page, tmp_path):
     p = _chromium("--dump-dom", url, tmp=tmp_path / "profile-dom")
     assert p.returncode == 0, p.stderr[-2000:]
     dom = p.stdout
-    for table in ("obligations", "campaigns", "zoo"):
+    for table in ("obligations", "campaigns", "zoo", "per-mode", "coverage"):
         assert f'<table class="{table}">' in dom
     assert len(re.findall(r"<tr[ >]", dom)) >= 4 + 1 + 2 + 1 + 3 + 1
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', dom)) >= 6
