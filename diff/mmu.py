@@ -41,7 +41,7 @@ from impl.walk import KvmVcpu, PagingTmpl
 from spec.consts import (
     BATCH_ZAP_PAGES, PAGE_SHIFT, PT64_NX_MASK, PT_ACCESSED_MASK, PT_DIRTY_MASK, PT_PAGE_SIZE_MASK,
     PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK, PTE_LIST_EXT_CHOICES, PTE_PREFETCH_NUM,
-    spte_to_pfn,
+    RMAP_RECYCLE_THRESHOLD, spte_to_pfn,
 )
 from spec.gfn import gfn_to_index
 from spec.errors import HostDemand, KvmBug, Livelock, WrongHostPage
@@ -94,6 +94,8 @@ def with_prefetch_probe(impl_cls):
         prefetched = 0         # sptes their prefetch installed
         windows_across_edge = 0  # of those, windows whose gfns reach past a memslot's edge
         remapped = 0           # mmu_set_spte over a present leaf of another pfn
+        recycled_faults = 0    # faults with an rmap_recycle in them (prefetch not judged)
+        _recycled = False
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -141,12 +143,22 @@ def with_prefetch_probe(impl_cls):
         def shadow_page_fault(self, vcpu, addr, write, user, fetch):
             return self._probed(vcpu, super().shadow_page_fault, addr, write, user, fetch)
 
+        def rmap_recycle(self, sptep, gfn):
+            self._recycled = True
+            return super().rmap_recycle(sptep, gfn)
+
         def _probed(self, vcpu, fault, *args):
-            self._leaves = []
+            self._leaves, self._recycled = [], False
             try:
                 out = fault(vcpu, *args)
             finally:
                 leaves, self._leaves = self._leaves, None
+            if self._recycled:
+                # rmap_recycle unmapped a whole rmap in the middle of the fault (the
+                # leaf's, or a prefetched spte's): spec/prefetch.py does not follow
+                # recycling, so this fault's prefetch is not judged (counted)
+                self.recycled_faults += 1
+                return out
             for sptep, before in leaves:
                 self._check_prefetch(vcpu, sptep, before)
             return out
@@ -299,10 +311,14 @@ class MmuWorld(World):
             capacity = a.get("tlb_capacity", TLB_CAPACITY)
             if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
                 raise BadOp(f"tlb_capacity must be a non-negative integer, not {capacity!r}")
+            recycle = a.get("rmap_recycle_threshold", RMAP_RECYCLE_THRESHOLD)
+            if not isinstance(recycle, int) or isinstance(recycle, bool) or recycle < 0:
+                raise BadOp(f"rmap_recycle_threshold must be a non-negative integer, not {recycle!r}")
             for m in self.sides.values():
                 if hasattr(m.mmu, "zap_batch_pages"):
                     m.mmu.zap_batch_pages = batch
                 m.mmu.tlb_capacity = capacity
+                m.mmu.rmap_recycle_threshold = recycle
             oracle = Oracle()
             self.oracles = {name: oracle for name in self.sides}
             return
@@ -671,6 +687,7 @@ class MmuWorld(World):
                 "dirty gfns reported but not written": self.extra_dirty,
                 "level-1 faults": getattr(impl, "prefetch_faults", 0),
                 "prefetched sptes": getattr(impl, "prefetched", 0),
+                "faults with an rmap_recycle (prefetch not judged)": getattr(impl, "recycled_faults", 0),
                 "outcomes from a TLB entry older than the walk (guest-allowed)": self.stale_taken,
                 **{f"TLB {k} (impl)": sum(getattr(v.tlb, k) for v in impl.vcpus.values()) if impl else 0
                    for k in ("hits", "fills", "flushes")},
@@ -773,6 +790,11 @@ DATA_GFNS_LOW = (0, 0x800)               # gfns data entries point at (some beyo
 DATA_GFNS_HIGH = (0x40200, 0x40400)      # the second GB's slot: pages under a non-first 2MB frame
 HIGH_SLOT_BASES = (0x40200, 0x40600)
 TLB_CAPACITIES = (1, 4, TLB_CAPACITY)
+# rmap_recycle thresholds the machine draws.  Small ones make recycling common;
+# none is below the prefetch window: a fault's prefetch can add up to
+# PTE_PREFETCH_NUM - 1 aliases of its leaf's gfn, and a threshold under that
+# would recycle the leaf on every retry (a livelock the kernel's 1000 cannot have).
+RECYCLE_THRESHOLDS = (PTE_PREFETCH_NUM, 2 * PTE_PREFETCH_NUM, RMAP_RECYCLE_THRESHOLD)
 # The flushes (and flush-deciding moments) whose effect the search steers toward:
 # where a missing flush would leave an entry behind.
 FLUSH_TARGETS = ("kvm_mmu_commit_zap_page", "kvm_vm_ioctl_get_dirty_log",
@@ -831,7 +853,9 @@ class MmuMachine(DiffMachine):
         vmode = data.draw(st.sampled_from(MODES[1:])) if mode == "mixed" else mode
         self.vmode = vmode
         setup = {"pte_list_ext": data.draw(st.sampled_from(PTE_LIST_EXT_CHOICES)),
-                 "tlb_capacity": data.draw(st.sampled_from(TLB_CAPACITIES))}
+                 "tlb_capacity": data.draw(st.sampled_from(TLB_CAPACITIES)),
+                 # small thresholds make rmap_recycle common (the kernel's is 1000)
+                 "rmap_recycle_threshold": data.draw(st.sampled_from(RECYCLE_THRESHOLDS))}
         if len(self.zap_batches) > 1:
             setup["zap_batch"] = data.draw(st.sampled_from(self.zap_batches))
         # A careful guest invalidates after each of its pte edits (INVLPG of the
@@ -1141,6 +1165,38 @@ class MmuMachine(DiffMachine):
                                                 | PT_USER_MASK | PT_ACCESSED_MASK))
         self.emit_access(a, base | ((j % (1024 if self.size == 4 else 512)) << PAGE_SHIFT), READ, False)
         self.emit_access(b, alias, WRITE, False)                  # b's next store there
+
+    @swarm("patterns")
+    @rule(pick=st.integers(0, 1 << 16), index=st.integers(0, 1023), count=st.integers(9, 17),
+          kind=st.sampled_from(ACCESS_KINDS), then=st.sampled_from(["unmap", "change_pte", "none"]))
+    def alias_storm(self, pick, index, count, kind, then):
+        """One page mapped at many addresses (a guest's zero page), each used:
+        its rmap grows past the recycle threshold (rmap_recycle drops them all
+        and flushes); then the host takes the page away and the first alias is
+        used again (no TLB may still reach the old page)."""
+        level1 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 1)
+        if not level1 or not self.touched:
+            return
+        table = level1[pick % len(level1)]
+        base = self.table_at[table][1]
+        n = 1024 if self.size == 4 else 512
+        index = index % (n - count)
+        gfn = self.touched[pick % len(self.touched)]
+        slot = self.world.oracle.slot_of(gfn)
+        if slot is None:
+            return
+        v = self.vcpus[pick % len(self.vcpus)]
+        gvas = [base | ((index + k) << PAGE_SHIFT) for k in range(count)]
+        for k, gva in enumerate(gvas):
+            was = self.store(v, table, index + k, self.data_pte(gfn))
+            self.invalidate_after_edit(gva, leaf=True, was=was)
+            self.emit_access(v, gva, kind, False)
+        self.addrs += gvas[:2]
+        if then == "unmap":
+            self.emit(["unmap_hva_range", {"slot": slot, "gfn": gfn, "npages": 1}])
+        elif then == "change_pte":
+            self.emit(["change_pte", {"slot": slot, "gfn": gfn}])
+        self.emit_access(v, gvas[0], READ, False)
 
     @swarm("patterns")
     @rule(pick=st.integers(0, 1 << 16), vpick=st.integers(0, 3))

@@ -37,7 +37,7 @@ from .consts import (
     PT32E_ROOT_LEVEL, PT64_BASE_ADDR_MASK, PT64_INDEX, PT64_NX_MASK, PT64_ROOT_LEVEL,
     PT_ACCESSED_MASK, PT_DIRECTORY_LEVEL, PT_DIRTY_MASK, PT_PAGE_SIZE_MASK, PT_PAGE_TABLE_LEVEL,
     PT_PRESENT_MASK, PT_USER_MASK, PT_WRITABLE_MASK, PT64_ENT_PER_PAGE, KVM_HPAGE_GFN_SHIFT,
-    PT64_PERM_MASK,
+    PT64_PERM_MASK, RMAP_RECYCLE_THRESHOLD,
     SPTE_HOST_WRITEABLE, SPTE_MMU_WRITEABLE, spte_to_pfn,
 )
 from .errors import HostDemand, KvmBug, Livelock, WrongHostPage
@@ -163,6 +163,7 @@ class ShadowMmu:
         self.mmu_lock_holds = []        # pages visited per mmu_lock hold of the last zap
         self.zap_epoch = 0              # zap-alls begun so far (oracle ground truth, not kernel state)
         self.tlb_capacity = TLB_CAPACITY  # entries per vCPU TLB (the VM's parameter)
+        self.rmap_recycle_threshold = RMAP_RECYCLE_THRESHOLD  # the VM's parameter
         self._tdp_leaf = None
 
     def kvm_vm_ioctl_create_vcpu(self, vcpu_id, kind, guest):
@@ -357,6 +358,27 @@ class ShadowMmu:
     def reload_for_held_root(self, sp):
         """A root still in use was zapped: its vCPUs must reload (3.10: always)."""
         self.kvm_reload_remote_mmus()
+
+    def kvm_flush_remote_tlbs_sptep(self, sptep, reason):
+        """The flush after one spte went.  3.10 flushes every vCPU's whole TLB;
+        5.x kernels on Hyper-V flush the spte's range only
+        (kvm_flush_remote_tlbs_with_address(spte_flush_range(...))): the
+        seam impl/variants/flush.py's ranged forms replace."""
+        sp = self.page_header(sptep)
+        self.kvm_flush_remote_tlbs_with_address(*self.spte_flush_range(sp, (sptep - sp.spt) // 8, reason),
+                                                reason)
+
+    def spte_flush_range(self, sp, index, reason):
+        """(first gfn, pages) an spte at `index` of `sp` maps: its own gfn,
+        kvm_mmu_page_get_gfn(sp, index) (stored or derived), aligned to its
+        level, and KVM_PAGES_PER_HPAGE of that level (kvm_flush_remote_tlbs_sptep
+        of 6.3, after 1b2dc7360463 and 3cdf93746f9a)."""
+        span = 1 << KVM_HPAGE_GFN_SHIFT(sp.role.level)
+        return self.kvm_mmu_page_get_gfn(sp, index) & ~(span - 1), span
+
+    def kvm_flush_remote_tlbs_with_address(self, gfn, pages, reason):
+        """3.10 has no ranged flush: every vCPU's whole TLB."""
+        self.kvm_flush_remote_tlbs(reason)
 
     def kvm_flush_remote_tlbs(self, reason):
         """kvm_flush_remote_tlbs(): every vCPU's TLB, before the vCPU's next guest
@@ -640,14 +662,24 @@ class ShadowMmu:
                 self.kvm_flush_remote_tlbs("mmu_set_spte: a page table replaced by a large page")
             elif pfn != spte_to_pfn(old):
                 self.drop_spte(sptep)
-                self.kvm_flush_remote_tlbs("mmu_set_spte: another pfn")
+                self.kvm_flush_remote_tlbs_sptep(sptep, "mmu_set_spte: another pfn")
             else:
                 was_rmapped = True
         emulate = bool(self.set_spte(sptep, pte_access, level, gfn, pfn, speculative,
                                      host_writable) and write_fault)
         if is_shadow_present_pte(self.mem.spte_read(sptep)) and not was_rmapped:
-            self.rmap_add(sptep, gfn)
+            if self.rmap_add(sptep, gfn) > self.rmap_recycle_threshold:
+                self.rmap_recycle(sptep, gfn)
         return emulate
+
+    def rmap_recycle(self, sptep, gfn):
+        """rmap_recycle(): pte_list_add's count passed RMAP_RECYCLE_THRESHOLD (a
+        VM parameter in the model): every spte of the rmap the new spte joined
+        goes, the new one too (its access faults again), then a flush."""
+        sp = self.page_header(sptep)
+        slot = self.host.gfn_to_memslot(gfn)
+        self.rmap.kvm_unmap_rmapp(slot.rmap_head(gfn, sp.role.level))
+        self.kvm_flush_remote_tlbs_sptep(sptep, "rmap_recycle")
 
     def mark_page_dirty(self, gfn):
         slot = self.host.gfn_to_memslot(gfn)
@@ -854,7 +886,7 @@ class ShadowMmu:
         spte = self.mem.spte_read(sptep)
         if is_shadow_present_pte(spte) and is_large_pte(spte):
             self.drop_spte(sptep)
-            self.kvm_flush_remote_tlbs("drop_large_spte")
+            self.kvm_flush_remote_tlbs_sptep(sptep, "drop_large_spte")
 
     def validate_direct_spte(self, sptep, direct_access):
         """validate_direct_spte(): a direct child created with other access is unlinked."""
@@ -865,7 +897,14 @@ class ShadowMmu:
         if child.role.access == direct_access:
             return
         self.drop_parent_pte(child, sptep)
-        self.kvm_flush_remote_tlbs("validate_direct_spte")
+        self.kvm_flush_remote_tlbs_with_address(*self.direct_child_flush_range(child),
+                                                "validate_direct_spte")
+
+    @staticmethod
+    def direct_child_flush_range(child):
+        """(first gfn, pages) the entry that linked a direct child mapped: the
+        child's whole range (3cdf93746f9a: it was one page)."""
+        return child.gfn, 1 << KVM_HPAGE_GFN_SHIFT(child.role.level + 1)
 
     # -- emulated guest stores: kvm_mmu_pte_write ----------------------------------
     written_spte_slots = staticmethod(written_spte_slots)

@@ -325,6 +325,8 @@ def probe_cpu(guest):
     cpu.cr0_wp, cpu.cr4_pse, cpu.efer_nx = guest.cr0_wp, guest.cr4_pse, guest.efer_nx
     cpu.cr4_pae, cpu.efer_lma = mode != PAGING_32, mode == PAGING_64
     cpu.cr3 = guest.cr3
+    cpu.gbpages = getattr(guest, "gbpages", True)      # the guest's CPUID, not the default
+    cpu.rsvd_rule = getattr(guest, "rsvd_rule", cpu.rsvd_rule)
     pdptes = getattr(guest, "pdptes", None)
     cpu.pdptes = tuple(pdptes if pdptes is not None else guest.pdptrs)
     return cpu

@@ -194,3 +194,18 @@ def test_the_cr4_pse_finding_still_reproduces():
                         "cr4-pse-toggle-stale-4mb.json")
     _, _, f = counterexample.replay(counterexample.load(path))
     assert f is not None and f.oracle == "auditor: cache"
+
+
+def test_the_auditors_probe_keeps_the_guests_cpuid():
+    """spec/mmu_audit.probe_cpu walks with the guest's own CPUID: a PS=1 PDPTE of
+    a guest without 1GB pages faults with RSVD (found by the live family)."""
+    from spec.consts import PFERR_PRESENT_MASK, PFERR_RSVD_MASK
+    from spec.guest_memory import GuestMemory
+    from spec.mmu_audit import probe_cpu
+    from spec.walk import PAGING_64, READ, ArchCpu
+
+    mem = GuestMemory()
+    mem.write(0x10000, 8, 0x11007, "guest")
+    mem.write(0x11008, 8, 0x40000087, "guest")
+    guest = ArchCpu(mem, 48, PAGING_64, cr3=0x10000, gbpages=False)
+    assert probe_cpu(guest).walk(0x40000000, READ, False).fault == PFERR_RSVD_MASK | PFERR_PRESENT_MASK

@@ -27,7 +27,7 @@ variant cuts one of them:
 from impl.variants import Variant, register
 from spec.mmu import ShadowMmu as SpecShadowMmu
 from spec.rmap import RmapBase
-from spec.consts import PT_WRITABLE_MASK
+from spec.consts import KVM_HPAGE_GFN_SHIFT, PT_WRITABLE_MASK
 
 CAUGHT_BY = ("dirty log", "write protection", "freed shadow page", "host page", "stale translation",
              "guest outcome", "guest memory", "auditor: write protect", "auditor: cache")
@@ -92,4 +92,60 @@ register(Variant(
             "KVM starts shadowing stays writable in a TLB",
     replaces={"mmu_spte_update": _update_without_w_flush},
     caught_by=CAUGHT_BY,
+))
+
+
+# -- the ranged flush of later kernels (kvm_flush_remote_tlbs_with_address) ----------
+def _ranged(self, gfn, pages, reason):
+    """kvm_flush_remote_tlbs_with_address() with the Hyper-V range hook (5.0 on,
+    c3134ce240eed): every vCPU's TLB loses only the entries that map a gfn of
+    [gfn, gfn + pages); the model applies the range to every vCPU's TLB."""
+    self.tlb_flushes += 1
+    for v in self.vcpus.values():
+        v.tlb.flush_gfns(gfn, pages)
+
+
+# Why the two historical range bugs are not must-catch here: in the model, as in
+# 3.10, every path that drops an spte with a ranged flush leaves the gfn mapped
+# by at least the faulting leaf (rmap_recycle's access retries and re-adds it),
+# so the next notifier or write protection of the gfn finds an spte and flushes
+# every TLB; and validate_direct_spte unlinks a child whose sptes stay in the
+# rmaps.  The kernel's own record agrees for 3cdf93746f9a ("no failure had been
+# reported").  1b2dc7360463's sharper path is FNAME(invlpg) of an unsync leaf,
+# which needs unsync shadow pages.
+def _range_from_sp_gfn(self, sp, index, reason):
+    # before 1b2dc7360463: the range starts at sp->gfn, the gfn of the shadow page
+    # (for an indirect page, the guest page table it shadows), not at the spte's own
+    return sp.gfn, 1 << KVM_HPAGE_GFN_SHIFT(sp.role.level)
+
+
+def _one_page(child):
+    # before 3cdf93746f9a: validate_direct_spte flushed (child->gfn, 1)
+    return child.gfn, 1
+
+
+RANGED = {"kvm_flush_remote_tlbs_with_address": _ranged}
+
+register(Variant(
+    family="flush", name="ranged-5.x", models="c3134ce240eed + 1b2dc7360463 + 3cdf93746f9a",
+    summary="the ranged flush of 5.x-6.x kernels on Hyper-V: after an spte goes, only the TLB "
+            "entries of its gfn range are flushed (the range of 6.3, each spte's own gfn)",
+    replaces=RANGED, must_catch=False, passes=True,
+))
+
+register(Variant(
+    family="flush", name="ranged-sp-gfn", models="1b2dc7360463",
+    summary="the ranged flush from sp->gfn instead of the spte's own gfn (5.0-6.2): after "
+            "rmap_recycle of an indirect page's spte, the TLB entries of the gfn survive "
+            "(in 3.10's shape a later flush always covers them: see the note)",
+    replaces={**RANGED, "spte_flush_range": _range_from_sp_gfn},
+    must_catch=False, caught_by=CAUGHT_BY,
+))
+
+register(Variant(
+    family="flush", name="ranged-direct-spte-one-page", models="3cdf93746f9a",
+    summary="validate_direct_spte flushes one page instead of the unlinked child's whole range "
+            "(5.0-6.2); no failure was reported, and in the 3.10 model it shows none either",
+    replaces={**RANGED, "direct_child_flush_range": _one_page},
+    must_catch=False, caught_by=CAUGHT_BY,
 ))
