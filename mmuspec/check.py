@@ -266,6 +266,12 @@ def run(args, out):
         else:
             machines[key] = name
     fams = {n: f for n, f in fams.items() if n not in shared}
+    # A family that cannot run on this host (the live family without a usable
+    # /dev/kvm) is skipped, and says why: neither a failure nor hidden.
+    skipped_fams = {n: f.availability()[1] for n, f in fams.items() if not f.availability()[0]}
+    fams = {n: f for n, f in fams.items() if n not in skipped_fams}
+    for name, reason in skipped_fams.items():
+        log(f"mmuspec check: {name}: skipped ({reason})")
     in_process = not args.scheduler and args.workers == 1
     with jobs.Runner(args.scheduler, args.workers, in_process=in_process) as runner:
         log(f"mmuspec check: output {out_dir}; campaigns {_where(runner, args)}; "
@@ -363,6 +369,7 @@ def run(args, out):
                                for o, v in proofs],
         "families": plain,
         "shared_machines": shared,
+        "skipped_families": skipped_fams,
         "zoo": zoo_entries,
         "zoo_kill_rate": f"{caught}/{killable}",
         "missed": missed,
@@ -411,6 +418,8 @@ def run(args, out):
                       r.examples, r.steps, len(r.rules), f"{r.seconds:.0f}"] for r in plain_res]) + "\n")
     for name, other in shared.items():
         out.write(f"({name} runs on the {other} machine: its plain campaign is {other}'s)\n")
+    for name, reason in skipped_fams.items():
+        out.write(f"{name}: skipped ({reason})\n")
     out.write("\nPer mode (the chunks summed; each family's modes round-robin)\n")
     out.write(table(["family", "mode", "examples", "steps", "seconds"], per_mode_rows(plain)) + "\n\n")
     out.write(coverage_text(cov) + "\n\n")

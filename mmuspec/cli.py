@@ -260,6 +260,14 @@ def cmd_diff(args, out):
     database = exampledb.check(args.database)
     if args.save:
         writable_folder(args.save, "--save folder")  # before any campaign: a result is never lost
+    # A family that cannot run on this host (live without a usable /dev/kvm) is
+    # skipped and says why; asked for alone, that is inconclusive (exit 3).
+    skipped = {n: families.get(n).availability()[1] for n in names if not families.get(n).availability()[0]}
+    for name, reason in skipped.items():
+        sys.stderr.write(f"mmuspec diff: {name}: skipped ({reason})\n")
+    names = [n for n in names if n not in skipped]
+    if not names:
+        return INCONCLUSIVE
     kind = "hunt" if var is not None and not args.mode else "plain"  # a variant: its modes in turn
     in_process = not args.scheduler and (len(names) == 1 or args.workers == 1)
     log = _logger(args.json)

@@ -448,3 +448,21 @@ def test_replay_prints_every_side_and_the_guest_instructions():
     assert "oracle mmio gfn 0x500; spec mmio gfn 0x500; impl mmio gfn 0x500; live internal error" \
         in out
     assert "iretq" in out and "DISCREPANCY at step" in out
+
+
+def test_a_family_that_cannot_run_here_is_skipped_and_says_why(monkeypatch, capsys):
+    """diff of the live family alone on a host without KVM: skipped with the
+    reason, exit 3 (inconclusive), never a failure nor silence."""
+    import dataclasses
+
+    from diff import families
+    from mmuspec import cli
+
+    every = families.load_all
+    monkeypatch.setattr(families, "load_all", lambda: {
+        n: (dataclasses.replace(f, available=lambda: (False, "no /dev/kvm here")) if n == "live" else f)
+        for n, f in every().items()})
+    monkeypatch.setattr(families, "get", lambda name: families.load_all()[name])
+    code = cli.main(["diff", "--family", "live", "--budget", "1", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 3 and "live: skipped (no /dev/kvm here)" in err
