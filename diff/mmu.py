@@ -124,12 +124,14 @@ def with_prefetch_probe(impl_cls):
             self.flush_effect[reason] = self.flush_effect.get(reason, 0) + n
             return super().kvm_flush_remote_tlbs(reason)
 
-        def account_shadowed(self, gfn):
+        def rmap_write_protect(self, gfn):
+            # before the write protection and its flush (kvm_mmu_get_page, the
+            # sync paths): what they must remove
             self.flush_effect["writable TLB entries of a gfn KVM starts shadowing"] = \
                 self.flush_effect.get("writable TLB entries of a gfn KVM starts shadowing", 0) + sum(
                     1 for v in self.vcpus.values() for e in v.tlb.entries.values()
                     if e.host_write and e.gfn <= gfn < e.gfn + (1 << (9 * (e.level - 1))))
-            return super().account_shadowed(gfn)
+            return super().rmap_write_protect(gfn)
 
         def kvm_mmu_pte_write(self, vcpu, gpa, new, nbytes):
             gfn = gpa >> PAGE_SHIFT
@@ -1167,6 +1169,99 @@ class MmuMachine(DiffMachine):
         self.emit_access(b, alias, WRITE, False)                  # b's next store there
 
     @swarm("patterns")
+    @precondition(lambda self: len(self.smp) > 1)
+    @rule(pick=st.integers(0, 1 << 16), k=st.integers(0x40, 0x1FF), j=st.integers(0, 511),
+          data=st.integers(0x20, 0x3F), slot=st.integers(1, 511), clear=st.booleans())
+    def retarget_unsync_then_reuse(self, pick, k, j, data, slot, clear):
+        """The life of f81602958c11.  Another vCPU (b) writes a page G through an
+        alias in the identity page table T.  One vCPU (a) retargets (or clears)
+        the alias: the store faults once and T goes unsync, so the spte of G
+        stays.  a links T at a second place and uses it: kvm_mmu_get_page()
+        meets T's unsync page and syncs it (kvm_sync_page_transient), which
+        drops the spte of G.  a reuses G as a page table and b stores through
+        its alias.  Only a remote flush at the sync's drop stops b's TLB from
+        writing G after KVM shadows it: 3.10 counted the drop in tlbs_dirty, and
+        kvm_mmu_get_page's rmap_write_protect(G) found nothing left to flush.
+        (A CR3 load would not do: mmu_sync_children write-protects T first, and
+        that flush reaches b.)"""
+        l1 = self.identity_pt
+        l2 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 2)
+        free = [t for t in self.tables if t not in self.table_at and t != l1]
+        if not free or not l2:
+            return
+        table, parent = free[pick % len(free)], l2[pick % len(l2)]
+        a, b = self.smp[pick % len(self.smp)], self.smp[(pick + 1) % len(self.smp)]
+        n = 1024 if self.size == 4 else 512
+        slots = [(slot + d) % n or 1 for d in (0, 1)]
+        if slots[0] == slots[1] or any(
+                self.world.oracle.mem.read((parent << PAGE_SHIFT) + s * self.size, self.size)
+                & PT_PRESENT_MASK for s in slots):
+            return
+        again, reuse = (self.table_at[parent][1] | (s << self.level_shift(2)) for s in slots)
+        link = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK
+        alias, j = k << PAGE_SHIFT, j % n
+        self.store(a, l1, k, self.data_pte(table))                 # map G at `alias`
+        self.emit(["access", {"vcpu": b, "addr": alias + j * self.size, "kind": WRITE,
+                              "user": False, "value": self.data_pte(data), "size": self.size}])
+        self.store(a, l1, k, 0 if clear else self.data_pte(data))  # T goes unsync
+        self.store(a, parent, slots[0], self.entry(l1, link))      # T linked again ...
+        self.table_at[table] = (1, reuse)
+        self.emit_access(a, again, READ, False)                    # ... and synced there
+        self.store(a, parent, slots[1], self.entry(table, link))   # G reused as a table
+        self.emit_access(a, reuse | (j << PAGE_SHIFT), READ, False)
+        self.emit(["access", {"vcpu": b, "addr": alias + j * self.size, "kind": WRITE,
+                              "user": False, "value": self.data_pte(data ^ 1), "size": self.size}])
+        self.emit(["invlpg", {"vcpu": a, "addr": reuse | (j << PAGE_SHIFT)}])
+        self.emit_access(a, reuse | (j << PAGE_SHIFT), READ, False)
+        self.addrs += [alias, reuse | (j << PAGE_SHIFT)]
+
+    @swarm("patterns")
+    @precondition(lambda self: len(self.smp) > 1)
+    @rule(pick=st.integers(0, 1 << 16), k=st.integers(1, 1023), j=st.integers(0, 511),
+          data=st.integers(0x20, 0x3F), slot=st.integers(1, 1023))
+    def pte_write_in_a_table_of_two_levels(self, pick, k, j, data, slot):
+        """A page directory that is also a page table (it links itself), so its
+        gfn has shadow pages at levels 2 and 1 and every store to it traps,
+        unsync or not (mmu_need_write_protect).  vCPU b writes a page G through
+        the directory's entry k, used as a pte; vCPU a clears that entry:
+        kvm_mmu_pte_write() zaps the level-1 spte, and need_remote_flush() asks
+        for a flush of every vCPU.  a then links G as a page table and uses it:
+        kvm_mmu_get_page()'s rmap_write_protect(G) finds no spte left to flush.
+        b stores again through its TLB: only the remote flush kept that store
+        from reaching a page table KVM write-protects."""
+        l2 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 2)
+        if not l2:
+            return
+        parent = l2[pick % len(l2)]
+        a, b = self.smp[pick % len(self.smp)], self.smp[(pick + 1) % len(self.smp)]
+        n = 1024 if self.size == 4 else 512
+        self_link, k, reuse = slot % n or 1, k % n or 2, (slot + 1 + k) % n or 3
+        base = self.table_at[parent][1]
+        if len({self_link, k, reuse}) < 3 or any(
+                self.world.oracle.mem.read((parent << PAGE_SHIFT) + s * self.size, self.size)
+                & PT_PRESENT_MASK for s in (self_link, k, reuse)):
+            return
+        link = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK
+        as_pt = base | (self_link << self.level_shift(2))   # where the directory is a table
+        alias = as_pt | (k << PAGE_SHIFT)
+        free = [t for t in self.tables if t not in self.table_at]
+        table = free[data % len(free)] if free else None   # G: a page the guest frees, then
+        gfn = table if table is not None else data          # takes for a new table
+        self.store(a, parent, self_link, self.entry(parent, link))
+        self.store(a, parent, k, self.data_pte(gfn))
+        self.emit(["access", {"vcpu": b, "addr": alias + (j % n) * self.size, "kind": WRITE,
+                              "user": False, "value": self.data_pte(data), "size": self.size}])
+        self.store(a, parent, k, 0)                                  # need_remote_flush
+        self.store(a, parent, reuse, self.entry(gfn, link))          # G becomes a table
+        at = base | (reuse << self.level_shift(2))
+        if table is not None:
+            self.table_at[table] = (1, at)
+        self.emit_access(a, at | ((j % n) << PAGE_SHIFT), READ, False)
+        self.emit(["access", {"vcpu": b, "addr": alias + (j % n) * self.size, "kind": WRITE,
+                              "user": False, "value": self.data_pte(data), "size": self.size}])
+        self.addrs += [alias, at | ((j % n) << PAGE_SHIFT)]
+
+    @swarm("patterns")
     @rule(pick=st.integers(0, 1 << 16), index=st.integers(0, 1023), count=st.integers(9, 17),
           kind=st.sampled_from(ACCESS_KINDS), then=st.sampled_from(["unmap", "change_pte", "none"]))
     def alias_storm(self, pick, index, count, kind, then):
@@ -1289,8 +1384,11 @@ class MmuMachine(DiffMachine):
             mode = "tdp"
         elif self.world.mode != "mixed":
             mode = self.vmode
-        self.vcpus.append(len(self.vcpus))
         same = mode == "tdp" or GUEST_MODE[mode] == self.gmode
+        if same and self.gmode == PAGING_PAE and \
+                self.world.oracle.cpus[0]._read_pdptes(TABLE_GFNS[0] << PAGE_SHIFT) == GP:
+            return  # the guest overwrote its PDPT: loading it would #GP (no such vCPU starts)
+        self.vcpus.append(len(self.vcpus))
         if same:
             self.smp.append(self.vcpus[-1])
         self.emit(["vcpu_create", {"vcpu": self.vcpus[-1], "mode": mode,

@@ -172,6 +172,4 @@ class GenerationZap:
     def prepare_zap_count(self, sp, invalid_list):
         """kvm_mmu_prepare_zap_page()'s return: the pages it put on the invalid
         list (0 for a held root, which stays on the active list)."""
-        before = len(invalid_list)
-        self.kvm_mmu_prepare_zap_page(sp, invalid_list)
-        return len(invalid_list) - before
+        return self.kvm_mmu_prepare_zap_page(sp, invalid_list)

@@ -800,12 +800,13 @@ def kvm_mmu_invalidate_zap_all_pages(pages: List[int], vcpus: int, batch: int) -
         while len(per_hold) < len(mmu.mmu_lock_holds):
             per_hold.append(0)
         _list_del(mmu.active_mmu_pages, sp)
+        sp.role = _Role(1)
         if sp.root_count:
             _list_add(mmu.active_mmu_pages, sp)   # list_move to the head
-        else:
-            invalid_list.append(sp)
-            per_hold[-1] += 1
-        sp.role = _Role(1)
+            return 0
+        invalid_list.append(sp)
+        per_hold[-1] += 1
+        return 1                                  # the pages it queued
 
     def commit(invalid_list):
         freed.extend(sp.name for sp in invalid_list)

@@ -46,7 +46,9 @@ from .kvm_host import KVM_NR_PAGE_SIZES, KvmHost, KvmMemorySlot
 from .list_head import ListHead
 from .memory import SHADOW_PT_BASE, KernelMemory, RmapHead
 from .rmap import RmapBase, SpecRmap, is_large_pte, is_shadow_present_pte
+from .termination import LoopBound
 from .tlb import TLB_CAPACITY, Tlb, TlbEntry
+from .unsync import Unsync
 from .written_sptes import written_spte_slots
 
 KvmMmuPageRole = namedtuple(
@@ -62,7 +64,8 @@ class KvmMmuPage:
     """struct kvm_mmu_page."""
 
     __slots__ = ("gfn", "role", "spt", "gfns", "parent_ptes", "root_count", "unsync",
-                 "mmu_valid_gen", "write_flooding_count", "serial", "epoch")
+                 "unsync_children", "unsync_child_bitmap", "mmu_valid_gen", "write_flooding_count",
+                 "serial", "epoch")
 
     def __init__(self, spt, gfns, serial):
         self.gfn = 0
@@ -72,6 +75,8 @@ class KvmMmuPage:
         self.parent_ptes = RmapHead()
         self.root_count = 0
         self.unsync = False
+        self.unsync_children = 0         # set bits of unsync_child_bitmap
+        self.unsync_child_bitmap = set()  # indices whose entry leads to an unsync page
         self.mmu_valid_gen = 0
         self.write_flooding_count = 0  # emulated writes since a fault last walked through it
         self.serial = serial    # creation order, to pair spec and impl pages
@@ -133,10 +138,11 @@ class Vcpu:
         self.root = None          # the root kvm_mmu_page (64-bit shadow or TDP)
         self.pae_root = None      # [sp or None] * 4 for 32-bit and PAE guests
         self.reload = False       # KVM_REQ_MMU_RELOAD pending
+        self.mmu_sync_request = False  # KVM_REQ_MMU_SYNC pending
         self.tlb = Tlb(tlb_capacity)  # spec/tlb.py
 
 
-class ShadowMmu:
+class ShadowMmu(Unsync):
     """The spec VM's MMU: kvm->arch plus the vCPUs' struct kvm_mmu."""
 
     rmap_class = SpecRmap
@@ -163,6 +169,8 @@ class ShadowMmu:
         self.mmu_lock_holds = []        # pages visited per mmu_lock hold of the last zap
         self.zap_epoch = 0              # zap-alls begun so far (oracle ground truth, not kernel state)
         self.tlb_capacity = TLB_CAPACITY  # entries per vCPU TLB (the VM's parameter)
+        self.sync_flush_owed = False      # FNAME(sync_page) dropped an spte: a remote flush is owed
+        self.tlbs_dirty = 0               # kvm->tlbs_dirty (3.10: drops not flushed yet)
         self.rmap_recycle_threshold = RMAP_RECYCLE_THRESHOLD  # the VM's parameter
         self._tdp_leaf = None
 
@@ -206,10 +214,20 @@ class ShadowMmu:
         self.freed_pages.add(sp.spt)
 
     def for_each_gfn_sp(self, gfn):
-        return [sp for sp in self.mmu_page_hash[gfn % KVM_NUM_MMU_PAGES] if sp.gfn == gfn]
+        """for_each_gfn_sp(): the hash bucket's pages of `gfn`.  A generator over
+        the bucket as it was at the start (pages leave the bucket only when
+        kvm_mmu_commit_zap_page() frees them, after the walk)."""
+        for sp in list(self.mmu_page_hash[gfn % KVM_NUM_MMU_PAGES]):
+            if sp.gfn == gfn:
+                yield sp
 
     def for_each_gfn_indirect_valid_sp(self, gfn):
-        return [sp for sp in self.for_each_gfn_sp(gfn) if not sp.role.direct and not sp.role.invalid]
+        """for_each_gfn_indirect_valid_sp(): as the macro, `role.invalid` is
+        tested when the walk reaches a page, so a page the loop body zapped
+        (an unsync child taken along) is skipped."""
+        for sp in self.for_each_gfn_sp(gfn):
+            if not sp.role.direct and not sp.role.invalid:
+                yield sp
 
     def is_obsolete_sp(self, sp):
         """3.10 has no generation number: no page is obsolete (impl/zap.py adds it)."""
@@ -272,10 +290,6 @@ class ShadowMmu:
             done |= self.rmap.rmap_write_protect(slot.rmap_head(gfn, level), level)
         return done
 
-    def mmu_need_write_protect(self, gfn):
-        """A W mapping of a gfn some indirect page shadows is refused (no unsync)."""
-        return bool(self.for_each_gfn_indirect_valid_sp(gfn))
-
     # -- kvm_mmu_get_page -------------------------------------------------------
     def base_role(self, vcpu):
         if vcpu.kind == TDP:
@@ -300,10 +314,21 @@ class ShadowMmu:
             role = role._replace(cr4_pae=0)
         if vcpu.kind == SHADOW and self.guest_root_level(vcpu) <= PT32_ROOT_LEVEL:
             role = role._replace(quadrant=self.role_quadrant(gaddr, level))
+        need_sync = False
         for sp in self.for_each_gfn_sp(gfn):
-            if sp.role != role or not self.is_valid_sp(sp):
+            if not self.is_valid_sp(sp):
+                continue  # an invalid page never matches the role; 3.11 skips obsolete ones
+            need_sync |= sp.unsync
+            if sp.role != role:
                 continue
+            if sp.unsync and self.kvm_sync_page_transient(vcpu, sp):
+                break  # zapped: make a new page
             self.mmu_page_add_parent_pte(sp, parent_pte)
+            if sp.unsync_children:
+                vcpu.mmu_sync_request = True  # KVM_REQ_MMU_SYNC: this vCPU only
+                self.kvm_mmu_mark_parents_unsync(sp)
+            elif sp.unsync:
+                self.kvm_mmu_mark_parents_unsync(sp)
             sp.write_flooding_count = 0  # __clear_sp_write_flooding_count()
             return sp
         sp = self.kvm_mmu_alloc_page(direct)
@@ -316,6 +341,8 @@ class ShadowMmu:
         if not direct:
             if self.rmap_write_protect(gfn):
                 self.kvm_flush_remote_tlbs("kvm_mmu_get_page: rmap_write_protect")
+            if level > PT_PAGE_TABLE_LEVEL and need_sync:
+                self.kvm_sync_pages(vcpu, gfn)  # no page of the gfn may stay unsync now
             self.account_shadowed(gfn)
         return sp
 
@@ -342,18 +369,27 @@ class ShadowMmu:
         return True
 
     def kvm_mmu_prepare_zap_page(self, sp, invalid_list):
+        """kvm_mmu_prepare_zap_page(): unlink `sp` (and the unsync pages below
+        it) and queue it for kvm_mmu_commit_zap_page().  Returns the pages put
+        on `invalid_list` (a held root stays on the active list and counts 0),
+        which callers walking the active list restart on."""
+        ret = self.mmu_zap_unsync_children(sp, invalid_list)
         for i in range(PT64_ENT_PER_PAGE):
             self.mmu_page_zap_pte(sp, sp.sptep(i))
         self.rmap.kvm_mmu_unlink_parents(sp.parent_ptes)
         if not sp.role.invalid and not sp.role.direct:
             self.unaccount_shadowed(sp.gfn)
+        if sp.unsync:
+            self.kvm_unlink_unsync_page(sp)
         if not sp.root_count:
+            ret += 1
             self.active_mmu_pages.list_del(sp)  # list_move onto invalid_list
             invalid_list.append(sp)
         else:
             self.active_mmu_pages.list_move(sp)  # to the head
             self.reload_for_held_root(sp)
         sp.role = sp.role._replace(invalid=1)
+        return ret
 
     def reload_for_held_root(self, sp):
         """A root still in use was zapped: its vCPUs must reload (3.10: always)."""
@@ -386,6 +422,7 @@ class ShadowMmu:
         names the kernel function that flushes: every call site is a seam a
         variant can cut (impl/variants/flush.py)."""
         self.tlb_flushes += 1
+        self.tlbs_dirty = 0
         for v in self.vcpus.values():
             v.tlb.flush()
 
@@ -402,17 +439,28 @@ class ShadowMmu:
 
     def kvm_mmu_zap_all(self):
         """kvm_mmu_zap_all(): prepare-zap every page on the active list, then commit,
-        all in one mmu_lock hold: the hold's work is every page on the list.
+        all in one mmu_lock hold: the hold's work is every page visited.
 
-        Invalid roots still held stay on the list (prepare_zap is idempotent
-        for them) until their vCPUs release them.
+        As 3.10, the walk restarts from the head whenever a prepare-zap put
+        pages on the invalid list (it may have taken unsync pages further down
+        the list with it).  Invalid roots still held stay on the list (their
+        prepare-zap returns 0, so the walk goes on past them) until their vCPUs
+        release them.
         """
         invalid = []
-        pages = list(self.active_mmu_pages)
-        for sp in pages:
-            self.kvm_mmu_prepare_zap_page(sp, invalid)
+        visited = 0
+        bound = LoopBound("kvm_mmu_zap_all: pages visited", (len(self.active_mmu_pages) + 1) ** 2)
+        restart = True
+        while restart:
+            restart = False
+            for sp in list(self.active_mmu_pages):
+                bound.step()
+                visited += 1
+                if self.kvm_mmu_prepare_zap_page(sp, invalid):
+                    restart = True
+                    break
         self.kvm_mmu_commit_zap_page(invalid)
-        self.mmu_lock_holds.append(len(pages))
+        self.mmu_lock_holds.append(visited)
 
     # Zapping every page, as memslot delete and move need it.  The spec walks
     # (kvm_mmu_zap_all, one hold); impl/zap.py bumps a generation and reclaims
@@ -445,11 +493,17 @@ class ShadowMmu:
         vcpu.root, vcpu.pae_root = None, None
 
     def kvm_mmu_load(self, vcpu):
-        """Allocate the vCPU's roots if it has none (mmu_alloc_roots); loading
-        them (mmu->set_cr3: vmx_set_cr3 / svm_set_cr3) flushes the vCPU's TLB."""
+        """Allocate the vCPU's roots if it has none (mmu_alloc_roots), sync what
+        is unsync below them (kvm_mmu_sync_roots); loading them (mmu->set_cr3:
+        vmx_set_cr3 / svm_set_cr3) flushes the vCPU's TLB."""
         if vcpu.root is not None or vcpu.pae_root is not None:
             return
+        self.mmu_alloc_roots(vcpu)
+        self.kvm_mmu_sync_roots(vcpu)
         vcpu.tlb.flush()
+
+    def mmu_alloc_roots(self, vcpu):
+        """mmu_alloc_direct_roots() / mmu_alloc_shadow_roots()."""
         if vcpu.kind == TDP:
             sp = self.kvm_mmu_get_page(vcpu, 0, 0, PT64_ROOT_LEVEL, True, ACC_ALL, 0)
             sp.root_count += 1
@@ -525,10 +579,6 @@ class ShadowMmu:
             self.kvm_mmu_flush_tlb(vcpu)
         return ok
 
-    def kvm_mmu_sync_roots(self, vcpu):
-        """kvm_mmu_sync_roots(): bring unsync pages under the roots up to date
-        (nothing is unsync in a model that always write-protects)."""
-
     def kvm_mmu_flush_tlb(self, vcpu):
         """kvm_mmu_flush_tlb(): the local vCPU's TLB (KVM_REQ_TLB_FLUSH)."""
         vcpu.tlb.flush()
@@ -539,15 +589,24 @@ class ShadowMmu:
         flush of the local TLB); under TDP it is the CPU's own (the TLB
         entries of that page go)."""
         if vcpu.kind == SHADOW:
-            self.kvm_mmu_flush_tlb(vcpu)
+            self.fname_invlpg(vcpu, gva)
+            self.invlpg_flush_local(vcpu, gva)
         else:
             vcpu.tlb.invalidate(gva)
+
+    def invlpg_flush_local(self, vcpu, gva):
+        """What kvm_mmu_invlpg() flushes after FNAME(invlpg): 3.10 the whole local
+        TLB (kvm_mmu_flush_tlb); 4.20 on only the address (faff87588d8b)."""
+        self.kvm_mmu_flush_tlb(vcpu)
 
     def vcpu_enter_guest(self, vcpu):
         """KVM_REQ_MMU_RELOAD, then kvm_mmu_load(): what vcpu_enter_guest does first."""
         if vcpu.reload:
             vcpu.reload = False
             self.kvm_mmu_unload(vcpu)
+        if vcpu.mmu_sync_request:
+            vcpu.mmu_sync_request = False
+            self.kvm_mmu_sync_roots(vcpu)
         self.kvm_mmu_load(vcpu)
 
     # -- the hardware walk of the shadow/TDP tables -----------------------------
@@ -613,7 +672,8 @@ class ShadowMmu:
         return base + ((addr >> PAGE_SHIFT) & ((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1))
 
     # -- mmu_set_spte ---------------------------------------------------------------
-    def set_spte(self, sptep, pte_access, level, gfn, pfn, speculative, host_writable):
+    def set_spte(self, sptep, pte_access, level, gfn, pfn, speculative, host_writable,
+                 can_unsync=True):
         """set_spte(): returns True when a write had to be refused (emulate)."""
         spte = PT_PRESENT_MASK
         if not speculative:
@@ -630,15 +690,18 @@ class ShadowMmu:
             pte_access &= ~ACC_WRITE_MASK
         spte |= pfn << PAGE_SHIFT
         ret = False
+        keep_w = False
         if pte_access & ACC_WRITE_MASK:
             if level > PT_PAGE_TABLE_LEVEL and self.has_wrprotected_page(gfn, level):
                 return False  # "goto done": nothing is installed, the guest refaults
             spte |= PT_WRITABLE_MASK | SPTE_MMU_WRITEABLE
-            if self.mmu_need_write_protect(gfn):
+            if not can_unsync and self.mem.spte_read(sptep) & PT_WRITABLE_MASK:
+                keep_w = True  # "goto set_pte": writable already, kept (no dirty marking)
+            elif self.mmu_need_write_protect(gfn, can_unsync):
                 ret = True
                 pte_access &= ~ACC_WRITE_MASK
                 spte &= ~(PT_WRITABLE_MASK | SPTE_MMU_WRITEABLE)
-        if pte_access & ACC_WRITE_MASK:
+        if pte_access & ACC_WRITE_MASK and not keep_w:
             self.mark_page_dirty(gfn)
         if self.mmu_spte_update(sptep, spte):
             self.kvm_flush_remote_tlbs("set_spte")
@@ -1105,8 +1168,9 @@ class ShadowMmu:
                     f"through a writable TLB entry (no fault, no emulation)"))
 
     def gfn_write_protected(self, gfn):
-        """Writes to `gfn` must trap: a valid indirect page shadows it."""
-        return bool(self.for_each_gfn_indirect_valid_sp(gfn))
+        """Writes to `gfn` must trap: a valid indirect page that is not unsync
+        shadows it (3.10: a sync page has no writable spte of its gfn)."""
+        return any(not sp.unsync for sp in self.for_each_gfn_indirect_valid_sp(gfn))
 
     def shadow_access(self, vcpu, addr, write, user, fetch):
         """(status, info, emulated), or None to retry."""
@@ -1215,7 +1279,8 @@ class ShadowMmu:
     def kvm_unmap_hva_range(self, slot, gfn_start, gfn_end):
         """kvm_mmu_notifier_invalidate_range_start(): kvm_unmap_rmapp on the range,
         then a flush if any spte went."""
-        if self.kvm_handle_hva_range(slot, gfn_start, gfn_end, self.rmap.kvm_unmap_rmapp):
+        if self.kvm_handle_hva_range(slot, gfn_start, gfn_end, self.rmap.kvm_unmap_rmapp) \
+                or self.tlbs_dirty:
             self.kvm_flush_remote_tlbs("kvm_mmu_notifier_invalidate_range_start")
 
     def kvm_set_spte_hva(self, slot, gfn, new_pfn, host_writable):

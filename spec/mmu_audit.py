@@ -28,6 +28,11 @@ reports print:
                            reload request pending reaches (through its
                            roots) only valid pages created since the last
                            zap-all began: it never runs on an obsolete table
+  auditor: unsync          only level-1 indirect pages are unsync, and every
+                           entry leading to an unsync page (or to one with
+                           unsync children) has its unsync_child_bitmap bit
+                           set; the cache rule skips leaves of unsync pages
+                           (the access-time oracle judges what they give)
   auditor: generation      with a generation number (impl/zap.py): a page
                            whose generation matches kvm->arch.mmu_valid_gen
                            ("looks current") was created since the last
@@ -97,6 +102,7 @@ def audit(mmu, probe_cpu_of=None):
     out += audit_lpage_counts(mmu)
     out += audit_roots(mmu, present)
     out += audit_generation(mmu)
+    out += audit_unsync(mmu, present)
     if probe_cpu_of is not None:
         out += audit_cache(mmu, probe_cpu_of, present)
     return out
@@ -145,8 +151,11 @@ def audit_parent_ptes(mmu, present=None):
 
 def audit_host_pages_and_write_protect(mmu, present=None):
     out = []
+    # 3.10's rule: a gfn is writable through an spte only if no valid indirect
+    # page shadows it, or every one that does is level 1 and unsync
     shadowed = sorted({sp.gfn for sp in mmu.pages.values()
-                       if not sp.role.direct and not sp.role.invalid})
+                       if not sp.role.direct and not sp.role.invalid
+                       and not (sp.role.level == 1 and sp.unsync)})
     for sp, i, sptep, spte in _leaves(mmu, present):
         gfn = mmu.kvm_mmu_page_get_gfn(sp, i)
         slot = mmu.host.gfn_to_memslot(gfn)
@@ -161,7 +170,7 @@ def audit_host_pages_and_write_protect(mmu, present=None):
             hit = next((g for g in shadowed if gfn <= g < gfn + span), None)
             if hit is not None:
                 out.append(f"auditor: write protect: W spte {sptep:#x} maps gfn {hit:#x}, "
-                           f"a shadowed guest table")
+                           f"a shadowed guest table (and not a level-1 unsync one)")
             if slot.readonly or not mmu.host.pfn_writable.get(want, False):
                 out.append(f"auditor: write protect: W spte {sptep:#x} maps gfn {gfn:#x} of a "
                            f"read-only slot or host page")
@@ -224,6 +233,30 @@ def audit_roots(mmu, present):
     return []
 
 
+def audit_unsync(mmu, present):
+    """unsync: only level-1 indirect pages are unsync; every entry that leads to
+    an unsync page, or to a page with unsync children, has its bit set in its
+    page's unsync_child_bitmap (a set bit may be stale, never a missing one),
+    and unsync_children counts the bits."""
+    for sp in mmu.pages.values():
+        if sp.unsync and (sp.role.level != 1 or sp.role.direct):
+            return [f"auditor: unsync: {sp} is unsync above level 1 or direct"]
+        if sp.unsync_children != len(sp.unsync_child_bitmap):
+            return [f"auditor: unsync: {sp} has unsync_children {sp.unsync_children} but "
+                    f"{len(sp.unsync_child_bitmap)} bits set"]
+    for sp, entries in present.items():
+        for i, sptep, spte in entries:
+            if mmu.is_last_spte(spte, sp.role.level):
+                continue
+            child = mmu.pages.get(spte & PT64_BASE_ADDR_MASK)
+            if child is not None and (child.unsync or child.unsync_children) \
+                    and i not in sp.unsync_child_bitmap:
+                what = "unsync" if child.unsync else "with unsync children"
+                return [f"auditor: unsync: {sp} entry {i} leads to {child}, {what}, but its "
+                        f"unsync_child_bitmap bit is clear (mmu_sync_children would miss it)"]
+    return []
+
+
 def audit_generation(mmu):
     if not getattr(mmu, "has_generation", False):
         return []  # the spec (3.10) has no generation number, nor had 5.1-5.2
@@ -272,6 +305,8 @@ def audit_cache(mmu, probe_cpu_of, present):
             continue
         cpu = probe_cpu_of(vcpu)
         for addr, lvl, sptep, spte, path in _reachable_leaves(mmu, vcpu, present):
+            if mmu.page_header(sptep).unsync:
+                continue  # may cache an older guest pte until an invalidation syncs it
             va = _canonical(addr) if vcpu.root is not None else addr
             res = cpu.walk(va, READ, False)
             where = f"vcpu {vcpu.id} address {va:#x}: spte {sptep:#x} = {spte:#x} at level {lvl}"

@@ -34,7 +34,8 @@ The rules, in our words:
   unless the guest pte is dirty.
 - Every prefetched spte is speculative (A clear), host-writable, level 1; W
   (with MMU-writable) only if the rights allow it and no valid indirect page
-  shadows the gfn.
+  above level 1 shadows the gfn (level-1 ones go unsync: 3.10's
+  mmu_need_write_protect; with unsync off, no valid indirect page at all).
 """
 
 from .consts import (
@@ -53,7 +54,11 @@ def window_of(index):
 
 
 def _shadowed(mmu, gfn):
+    """mmu_need_write_protect() would refuse W: a valid indirect page shadows the
+    gfn and unsync is off, or one of them is above level 1 (else the level-1
+    pages go unsync and W is granted)."""
     return any(p.gfn == gfn and not p.role.direct and not p.role.invalid
+               and (p.role.level > 1 or not mmu.unsync_enabled)
                for p in mmu.pages.values())
 
 

@@ -213,8 +213,9 @@ class PermittedTranslations:
         self.invlpgs = []
 
     def invlpg(self, now, addr):
-        """INVLPG while `now` is the current version: it retires every version up
-        to `now` for the page of `addr`."""
+        """INVLPG while version `now` is current: it retires every version before
+        `now` for the page of `addr` (the current one stays: the CPU may cache it
+        again at once)."""
         self.invlpgs.append((now, addr))
 
     def stale_walks(self, history, walk_at, addr, page_bits):
@@ -229,15 +230,14 @@ class PermittedTranslations:
         some words; the latest store to one of them at or after `since`, store
         j, bounds the stretch (j, v] where that walk holds, and the memory
         before it (version j) is walked next.  A stretch is live unless an
-        INVLPG of an address in the same page came while its last version was
-        current or later."""
+        INVLPG of an address in the same page came after its last version ended."""
         out, version = [], history.n
         while True:
             view = MemoryAt(history, version)
             res = walk_at(view)
             if version < history.n and cached(res):
                 bits = page_bits(res)
-                if not any(v >= version and (a >> bits) == (addr >> bits) for v, a in self.invlpgs):
+                if not any(v > version and (a >> bits) == (addr >> bits) for v, a in self.invlpgs):
                     out.append(res)
             j = history.last_store_before(view.read_words, version, self.since)
             if j is None:

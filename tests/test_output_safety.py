@@ -2,10 +2,13 @@
 (exit 2, one line), and a write that fails later anyway prints the result in
 full on stdout, says so in one line on stderr, and never ends in a traceback.
 
-The variant is rmap:next-after-drop, caught in about a second, in this process
-(--workers 1).  Tests run as root, so permission bits would not stop a write:
-the unwritable folders are under /proc, and failures mid-run are a save
-function that raises, or a folder replaced by a file after the check.
+The variant is rmap:next-after-drop, in this process (--workers 1); the
+tests of what happens to a result take its saved case (tests/cases/) as
+the campaign's result instead of searching for it
+(tests/variant_checks.canned_campaigns).  Tests run as root, so permission
+bits would not stop a write: the unwritable folders are under /proc, and
+failures mid-run are a save function that raises, or a folder replaced by
+a file after the check.
 """
 
 import errno
@@ -22,6 +25,7 @@ from diff import counterexample, jobs
 from impl import variants
 from mmuspec import check, cli, common, zoo
 from proofs import symbolic
+from tests.variant_checks import canned_campaigns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANT = "rmap:next-after-drop"
@@ -123,6 +127,7 @@ def test_a_missing_save_folder_is_created(tmp_path, monkeypatch, capsys):
 
 # -- failing later anyway ------------------------------------------------------------------
 def test_diff_save_failing_mid_run_prints_the_counterexample_in_full(tmp_path, monkeypatch, capsys):
+    canned_campaigns(monkeypatch)
     monkeypatch.setattr(counterexample, "save", no_space)
     code, out, err = run(DIFF + ["--save", str(tmp_path)], capsys)
     assert code == 1 and "Traceback" not in err
@@ -139,6 +144,7 @@ def test_diff_save_failing_mid_run_prints_the_counterexample_in_full(tmp_path, m
 
 
 def test_diff_json_keeps_the_ops_when_the_save_fails(tmp_path, monkeypatch, capsys):
+    canned_campaigns(monkeypatch)
     monkeypatch.setattr(counterexample, "save", no_space)
     code, out, err = run(DIFF + ["--save", str(tmp_path), "--json"], capsys)
     (res,) = json.loads(out)
@@ -148,6 +154,7 @@ def test_diff_json_keeps_the_ops_when_the_save_fails(tmp_path, monkeypatch, caps
 
 def test_diff_save_folder_replaced_by_a_file_mid_run(tmp_path, monkeypatch, capsys):
     """A real OSError from the real save: the folder passed the check, then became a file."""
+    canned_campaigns(monkeypatch)
     folder = tmp_path / "cex"
     real_save = counterexample.save
 
@@ -165,6 +172,7 @@ def test_diff_save_folder_replaced_by_a_file_mid_run(tmp_path, monkeypatch, caps
 def test_zoo_lost_counterexample_and_summary(tmp_path, monkeypatch, capsys):
     """zoo: the table and verdict stand; the counterexample is printed in full
     (and kept in the --json summary); each failed write is one line."""
+    canned_campaigns(monkeypatch)
     monkeypatch.setattr(zoo, "_zoo_variants", lambda family=None: [variants.get(VARIANT)])
     monkeypatch.setattr(counterexample, "save", no_space)
 
@@ -193,6 +201,7 @@ def test_check_lost_counterexample_and_report(tmp_path, monkeypatch, capsys):
     from diff import families
     from mmuspec import report
 
+    canned_campaigns(monkeypatch)
     every = families.load_all
     monkeypatch.setattr(families, "load_all", lambda: {n: f for n, f in every().items() if n == "rmap"})
     monkeypatch.setattr(check, "run_obligations", lambda: [])

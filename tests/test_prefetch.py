@@ -1,5 +1,6 @@
 """Prefetch (Xiao 2010): the plain impl clean, each variant caught by the completeness
-oracle, hand-written faults with their exact prefetched sptes, and the proofs."""
+oracle (on its saved case: tests/test_cases.py, tests/cases/prefetch-*.json),
+hand-written faults with their exact prefetched sptes, and the proofs."""
 
 import io
 
@@ -7,13 +8,13 @@ import pytest
 
 import diff.mmu as diff_mmu
 from diff import families
-from diff.campaign import run_campaign
 from diff.core import replay_ops
 from impl import variants
 from impl.mmu import ShadowMmu
 from proofs import registry
 from spec.consts import PT_ACCESSED_MASK, PT_PRESENT_MASK, PT_WRITABLE_MASK, SPTE_HOST_WRITEABLE
-from tests.variant_checks import assert_caught_and_replayable
+from tests import make_cases
+from tests.variant_checks import one_round
 
 PREFETCH_VARIANTS = ("prefetch:v3-2010", "prefetch:no-trailing-flush", "prefetch:host-writable-false")
 
@@ -28,17 +29,18 @@ def test_variants_are_registered_each_replacing_one_method():
 
 @pytest.mark.parametrize("mode", ["tdp", "shadow32", "shadow64"])
 def test_plain_impl_is_clean_and_prefetches(mode):
-    res = run_campaign("mmu", None, seed=0, budget=3, steps=50, mode=mode)
+    res = one_round("prefetch", mode=mode, steps=50)
     assert res.status == "clean", (res.oracle, res.message)
     assert res.metrics["prefetched sptes"] > 0 and res.metrics["level-1 faults"] > 0
 
 
-@pytest.mark.parametrize("name", PREFETCH_VARIANTS)
-def test_prefetch_variant_is_caught_by_completeness(name, tmp_path):
-    res = assert_caught_and_replayable("prefetch", name, tmp_path, budget=20, steps=50, max_ops=12,
-                                       mode="tdp")
-    assert res.oracle == "prefetch completeness"
-    assert "window slot" in res.message
+def test_each_prefetch_case_is_pinned_to_completeness():
+    """tests/test_cases.py replays each saved case: under TDP, at most 12 ops, caught by
+    the completeness oracle, whose message names the window slot missed."""
+    for name in PREFETCH_VARIANTS:
+        assert make_cases.PINS[name] == {"mode": "tdp", "oracle": "prefetch completeness",
+                                         "message": "window slot"}
+        assert make_cases.max_ops(variants.get(name)) <= 12
 
 
 def test_prefetch_variants_resolve_to_the_prefetch_family():
@@ -51,7 +53,7 @@ def test_cli_diff_family_prefetch_clean_and_catches_v3():
     from mmuspec.cli import main
 
     out = io.StringIO()
-    assert main(["diff", "--family", "prefetch", "--mode", "tdp", "--budget", "3", "--steps", "50"],
+    assert main(["diff", "--family", "prefetch", "--mode", "tdp", "--budget", "0.01", "--steps", "50"],
                 out=out) == 0, out.getvalue()
     assert "clean: family prefetch" in out.getvalue()
     out = io.StringIO()

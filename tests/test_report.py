@@ -91,11 +91,23 @@ ZAP = {"bench": "zap", "batch": 10, "rows": [
 
 @pytest.fixture(scope="module")
 def benches():
-    b = report.collect_benches(params={"zap": {"sizes": (100, 1000)}, "prefetch": {"regions": (2 << 20,)}})
-    assert set(b) == {n for n in bench.BENCHES if n not in report.SLOW_BENCHES}
-    b.setdefault("zap", dict(ZAP))  # until the zap bench is registered in diff.bench.BENCHES
-    b["tester"] = bench_tester.bench_tester(plain_seconds=0.3, seeds=1, cap=3, family_names=["rmap"],
-                                            variant_names=["rmap:next-after-drop"], proofs=False, log=None)
+    """Real benches, on fewer points than the report's quick ones (the rmap walk to
+    512 entries, GET_DIRTY_LOG over 4096 rmaps), and the tester bench on one variant
+    with Hypothesis' shrinking capped: the page needs each plot, not the numbers."""
+    from diff import campaign
+
+    real_dirty_log, real_cap = bench.bench_dirty_log, campaign._cap_hypothesis_shrinking
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench, "WALK_SIZES", (1, 2, 8, 64, 512))
+        mp.setattr(bench, "bench_dirty_log", lambda **kw: real_dirty_log(**dict(kw, pages=4096)))
+        mp.setattr(campaign, "_cap_hypothesis_shrinking", lambda s: real_cap(min(s, 0.5)))
+        b = report.collect_benches(params={"zap": {"sizes": (100, 1000)}, "prefetch": {"regions": (2 << 20,)}})
+        assert set(b) == {n for n in bench.BENCHES if n not in report.SLOW_BENCHES}
+        assert "error" not in b["rmap"] and [r["n"] for r in b["rmap"]["walk"]] == [1, 2, 8, 64, 512]
+        b.setdefault("zap", dict(ZAP))  # until the zap bench is registered in diff.bench.BENCHES
+        b["tester"] = bench_tester.bench_tester(plain_seconds=0.3, seeds=1, cap=3, family_names=["rmap"],
+                                                variant_names=["rmap:next-after-drop"], proofs=False,
+                                                log=None)
     return b
 
 

@@ -1,20 +1,20 @@
-"""The rmap family: the plain impl passes, every registered rmap variant is caught."""
+"""The rmap family: the plain impl passes a round of search; every registered rmap
+variant is caught on its saved case (tests/test_cases.py, tests/cases/)."""
 
 import json
 
 import pytest
 
-from tests.variant_checks import assert_caught_and_replayable
-
 from diff import counterexample, families
-from diff.campaign import run_campaign
 from impl import variants
+from tests import make_cases
+from tests.variant_checks import one_round
 
 RMAP_VARIANTS = [v.qualname for v in variants.of_family("rmap") if v.must_catch]  # sound ones: their own tests
 
 
 def test_plain_impl_is_clean():
-    res = run_campaign("rmap", None, seed=0, budget=8, steps=100)
+    res = one_round("rmap", steps=100)
     assert res.status == "clean", res.message
     assert res.examples >= 25 and res.steps > 1000
     # Every kind of op was exercised (tested: sampled).
@@ -26,9 +26,11 @@ def test_the_issue_variants_are_registered():
     assert {"rmap:next-after-drop", "rmap:ext-off-by-one"} <= set(RMAP_VARIANTS)
 
 
-@pytest.mark.parametrize("name", RMAP_VARIANTS)
-def test_variant_is_caught_with_a_short_replayable_counterexample(name, tmp_path):
-    assert_caught_and_replayable("rmap", name, tmp_path, budget=30, steps=100, max_ops=12)
+def test_every_rmap_variant_has_a_case_of_at_most_12_ops():
+    """Caught on a fixed op list that shrinking left short (tests/test_cases.py replays each)."""
+    for name in RMAP_VARIANTS:
+        v = variants.get(name)
+        assert make_cases.max_ops(v) <= 12 and make_cases.case_name(v) == f"rmap-{v.name}.json"
 
 
 def test_describe_is_in_kernel_terms():

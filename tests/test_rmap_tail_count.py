@@ -15,7 +15,6 @@ import z3
 
 from diff import families
 from diff.bench import _one_rmap
-from diff.campaign import run_campaign
 from diff.core import replay_ops
 from impl import variants
 from impl.rmap import Rmap, RmapIterator
@@ -28,6 +27,7 @@ from spec.memory import SHADOW_PT_BASE, KernelMemory, RmapHead
 from spec.pte_list import pte_list_is_desc
 from spec.rmap import SpecRmap
 from tests.test_rmap_oracles import CASES
+from tests.variant_checks import one_round
 
 NAME = "rmap:tail-count"
 MUTANTS = ("rmap:tail-count-fill-from-own-desc", "rmap:tail-count-stale-tail")
@@ -205,14 +205,14 @@ def test_the_broken_forms_break_the_layout_rules():
 
 
 def test_rmap_campaign_is_clean():
-    res = run_campaign("rmap", NAME, seed=0, budget=8, steps=100)
+    res = one_round("rmap", NAME, steps=100)
     assert res.status == "clean", (res.oracle, res.message)
     assert {"rmap_add", "drop_spte", "kvm_unmap_rmapp", "kvm_mmu_unlink_parents"} <= set(res.rules)
 
 
 @pytest.mark.parametrize("mode", ["tdp", "shadow64"])
 def test_mmu_campaign_is_clean(mode):
-    res = run_campaign("mmu", NAME, seed=0, budget=6, steps=50, mode=mode)
+    res = one_round("mmu", NAME, mode=mode, steps=50)
     assert res.status == "clean", (res.oracle, res.message)
     assert res.variant == NAME and res.family == "mmu"
 
@@ -220,7 +220,7 @@ def test_mmu_campaign_is_clean(mode):
 def test_cli_runs_it_on_the_mmu_family_only_when_asked():
     out = io.StringIO()
     assert cli.main(["diff", "--family", "mmu", "--variant", NAME, "--mode", "tdp",
-                     "--budget", "1"], out=out) == 0
+                     "--budget", "0.01"], out=out) == 0
     assert f"family mmu ({NAME}, mode tdp)" in out.getvalue()
     assert cli.main(["diff", "--family", "walk", "--variant", NAME], out=io.StringIO()) == 2
     assert cli.main(["bench", "gfn", "--variant", NAME], out=io.StringIO()) == 2

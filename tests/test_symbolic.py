@@ -7,8 +7,6 @@ are asserted (CrossHair's search is seeded).
 
 import itertools
 import json
-import subprocess
-import sys
 
 from crosshair.condition_parser import Pep316Parser
 from crosshair.fnutil import FunctionInfo
@@ -20,8 +18,6 @@ from proofs import registry, symbolic
 from proofs.pte_list_inductive import desc_fill_slot
 from spec.memory import KernelMemory, RmapHead
 from spec.pte_list import PteListOps, pte_list_head_of_desc
-
-ROOT = symbolic.ROOT
 
 
 # -- z3: the inductive step ----------------------------------------------------------
@@ -124,18 +120,24 @@ def test_variants_are_caught_with_inputs_in_kernel_terms(tmp_path):
             assert "PTE_LIST_EXT=" in " ".join(r.kernel_terms)
 
 
-def test_cli_symbolic_variant_caught_and_usage():
-    cmd = [sys.executable, "-m", "mmuspec", "prove", "--symbolic", "--variant",
-           "zap:one-bit-gen-invalid-root", "--per-function", "3", "--json"]
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 1, p.stderr
-    data = json.loads(p.stdout)
+def test_cli_symbolic_variant_caught_and_usage(capsys):
+    """`mmuspec prove --symbolic`, in this process (the CrossHair runs are worker
+    processes either way): exit 1 and JSON for a caught variant, exit 2 for a bad family."""
+    import io
+
+    from mmuspec import cli
+
+    out = io.StringIO()
+    code = cli.main(["prove", "--symbolic", "--variant", "zap:one-bit-gen-invalid-root",
+                     "--per-function", "3", "--json"], out=out)
+    assert code == 1, capsys.readouterr().err
+    data = json.loads(out.getvalue())
     names = {r["name"]: r for r in data["results"]}
     assert names["is_obsolete_sp"]["verdict"] == "counterexample"
-    assert "proved" not in p.stdout.replace("never a proof", "")
-    bad = subprocess.run([sys.executable, "-m", "mmuspec", "prove", "--symbolic", "--family", "nope"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "nope" in bad.stderr
+    assert "proved" not in out.getvalue().replace("never a proof", "")
+    capsys.readouterr()
+    assert cli.main(["prove", "--symbolic", "--family", "nope"], out=io.StringIO()) == 2
+    assert "nope" in capsys.readouterr().err
 
 
 def test_every_variant_family_has_targets():

@@ -1,13 +1,12 @@
-"""The walk family: the plain impl passes, every walk variant is caught, every oracle can fire."""
+"""The walk family: the plain impl passes a round of search in each mode, every oracle
+fires on a bug made for it; every walk variant is caught on its saved case
+(tests/test_cases.py, tests/cases/)."""
 
 import json
 
 import pytest
 
-from tests.variant_checks import assert_caught_and_replayable
-
 from diff import counterexample, families
-from diff.campaign import run_campaign
 from diff.core import BadOp, replay_ops
 from diff.walk import WalkWorld
 from impl import variants
@@ -17,6 +16,8 @@ from spec.consts import (
     PT_WRITABLE_MASK,
 )
 from spec.errors import KvmBug
+from tests import make_cases
+from tests.variant_checks import one_round
 
 P, W, U, A, D, PS = (PT_PRESENT_MASK, PT_WRITABLE_MASK, PT_USER_MASK, PT_ACCESSED_MASK,
                      PT_DIRTY_MASK, PT_PAGE_SIZE_MASK)
@@ -48,7 +49,7 @@ TWO_LEVEL = [setup(), gw(0x10000, 0x11000 | P | W | U), gw(0x11000, 0x20000 | P 
 
 
 def test_plain_impl_is_clean():
-    res = run_campaign("walk", None, seed=0, budget=6, steps=60)
+    res = one_round("walk", mode="mixed", steps=60)
     assert res.status == "clean", res.message
     assert res.examples >= 25 and res.steps > 1000
     assert ALL_OPS <= set(res.rules)  # every kind of op was exercised (tested: sampled)
@@ -56,7 +57,7 @@ def test_plain_impl_is_clean():
 
 @pytest.mark.parametrize("mode", ["32", "pae", "64"])
 def test_plain_impl_is_clean_in_each_fixed_mode(mode):
-    res = run_campaign("walk", None, seed=1, budget=1.5, steps=60, mode=mode)
+    res = one_round("walk", mode=mode, steps=60, seed=1)
     assert res.status == "clean", res.message
     assert "set_paging_mode" not in res.rules
 
@@ -72,25 +73,27 @@ CAUGHT_BY = {"walk:d-on-read": "A/D writes", "walk:access-not-anded": "access ri
              "walk:stray-pte-write-3.x": "kvm_mmu_pte_write"}
 
 
+def test_each_variants_case_is_pinned_to_its_oracle_at_an_access():
+    """Each saved case (tests/cases/walk-*.json, replayed by tests/test_cases.py)
+    must be caught by the oracle made for its bug, at a guest access, within 8 ops."""
+    for name in WALK_VARIANTS:
+        pin = make_cases.PINS[name]
+        assert pin["oracle"] == CAUGHT_BY[name] and pin["last_op"] == "access", name
+        assert make_cases.max_ops(variants.get(name)) <= 8
+
+
 @pytest.mark.parametrize("name,mode", [("walk:pte-write-on-dirty-2.6", "mixed"),
                                        ("walk:rsvd-3.10", "64"), ("walk:rsvd-3.10", "pae")])
 def test_sound_walker_form_passes(name, mode):
     """The walker forms of other kernels must pass (tested: sampled; one round,
     in the modes where the form's rule differs from the plain walker's)."""
-    res = run_campaign("walk", name, seed=2, budget=0.5, steps=60, mode=mode)
+    res = one_round("walk", name, mode=mode, steps=60, seed=2)
     assert res.status == "clean", res.message
     assert res.examples >= 25
 
 
 def test_every_sound_form_has_a_passing_test():
     assert set(SOUND_VARIANTS) == {"walk:pte-write-on-dirty-2.6", "walk:rsvd-3.10"}
-
-
-@pytest.mark.parametrize("name", WALK_VARIANTS)
-def test_variant_is_caught_with_a_short_replayable_counterexample(name, tmp_path):
-    res = assert_caught_and_replayable("walk", name, tmp_path, budget=20, steps=60, max_ops=8)
-    assert res.oracle == CAUGHT_BY.get(name, res.oracle)
-    assert res.ops[-1][0] == "access"
 
 
 # -- every oracle fires on a bug made for it ---------------------------------------

@@ -1,19 +1,20 @@
 """The zap family: walk (spec) against generation number (impl, Xiao 2013).
 
-Tested (sampled): the plain impl is clean and every zap variant is caught,
-shrunk and replayable.  Hand-written op lists show the zap oracles firing.
+Tested (sampled): the plain impl is clean in a round of search per mode;
+every zap variant is caught on its saved case (tests/test_cases.py,
+tests/cases/zap-*.json).  Hand-written op lists show the zap oracles firing.
 """
 
 import pytest
 
 from diff import families
-from diff.campaign import run_campaign
 from diff.core import BadOp, Discrepancy, replay_ops
 from diff.mmu import check_zap_complete
 from impl import variants
 from impl.mmu import ShadowMmu as ImplShadowMmu
 from impl.zap import is_obsolete_gen_or_invalid, mmu_valid_gen_next
-from tests.variant_checks import assert_caught_and_replayable
+from tests import make_cases
+from tests.variant_checks import one_round
 
 ZAP_VARIANTS = [v.qualname for v in variants.of_family("zap") if v.must_catch]
 SOUND_VARIANTS = [v.qualname for v in variants.of_family("zap") if v.passes]
@@ -21,7 +22,7 @@ SOUND_VARIANTS = [v.qualname for v in variants.of_family("zap") if v.passes]
 
 @pytest.mark.parametrize("mode", ["tdp", "shadow64"])
 def test_plain_impl_is_clean(mode):
-    res = run_campaign("zap", None, seed=0, budget=1, steps=60, mode=mode, min_examples=50)
+    res = one_round("zap", mode=mode, steps=60, examples=50)  # two rounds: a zap_resume is rarer
     assert res.status == "clean", (res.oracle, res.message)
     assert {"memslot_change_begin", "zap_resume", "memslot_change_commit"} <= set(res.rules)
     assert res.metrics["zap-alls"] > 0
@@ -32,14 +33,12 @@ def test_the_issue_variants_are_registered():
             "zap:no-root-reload"} <= set(ZAP_VARIANTS)
 
 
-# A livelock needs the zap's lock breaks, each with a fault in it: more ops.
-MAX_OPS = {"zap:zap-all-lock-break": 24}
-
-
-@pytest.mark.parametrize("name", ZAP_VARIANTS)
-def test_zap_variant_is_caught(name, tmp_path):
-    assert_caught_and_replayable("zap", name, tmp_path, budget=30, steps=60,
-                                 max_ops=MAX_OPS.get(name, 16), mode="tdp")
+def test_each_zap_case_is_a_short_tdp_run():
+    """tests/test_cases.py replays each case; here its bounds: TDP, at most 16 ops
+    (24 for the livelock, which needs the zap's lock breaks, each with a fault in it)."""
+    for name in ZAP_VARIANTS:
+        assert make_cases.PINS[name]["mode"] == "tdp", name
+        assert make_cases.max_ops(variants.get(name)) == (24 if name == "zap:zap-all-lock-break" else 16)
 
 
 def test_generation_width():
@@ -155,7 +154,7 @@ def test_sound_variant_passes(name):
     """The single toggling bit of Linux 5.3 (ca333add6933 + fac026dac0bc) is sound
     under the machine, its precondition invariant included (tested: sampled)."""
     for mode in ("tdp", "shadow64"):
-        res = run_campaign("zap", name, seed=0, budget=1, steps=60, mode=mode, min_examples=50)
+        res = one_round("zap", name, mode=mode, steps=60)
         assert res.status == "clean", (mode, res.oracle, res.message)
 
 
