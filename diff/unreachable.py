@@ -226,6 +226,11 @@ ENTRIES = (
       why="the world asks for the expected prefetch of level-1 leaves only"),
     U("spec/prefetch.py", "expected_prefetch", 'if vcpu.kind == "tdp" and not host_has_accessed_bit:',
       to="return {}", why=EPT_NO_AD),
+    U("spec/prefetch.py", "expected_prefetch", "if invalid_gpte_rule not in INVALID_GPTE_RULES:",
+      to="raise ValueError", why=ARG),
+    U("spec/prefetch.py", "_indirect", "if invalid_gpte_rule == INVALID_GPTE_STOP:", to="return out",
+      why="the 3.8 stop rule is a form only prefetch:stop-at-invalid-gpte-3.8 selects; the plain "
+          "campaigns run the 2010 rule"),
     U("spec/prefetch.py", "describe_slots", "for addr in sorted(set(expected) | set(got)):", why=ORACLE),
     U("spec/prefetch.py", "describe_slots", "if want == have:", why=ORACLE),
     # -- spec/pte_list.py ----------------------------------------------------------------

@@ -11,6 +11,29 @@ guest's page table and the gfns shadowed by indirect pages.  diff/mmu.py
 compares it, fault by fault, with what the impl installed ("prefetch
 completeness"): exactly this set, nothing more, nothing less.
 
+Which kernel version: the 2010 form (facts section 6), except for one rule
+that is a parameter, the stop rule of FNAME(pte_prefetch) at an invalid
+guest pte (one that is not present or has A clear), since two kernels differ
+there and both forms are sound:
+
+- INVALID_GPTE_SKIP, the 2010 posting and the default: such a slot is
+  skipped and the loop goes on to the next one (`continue`);
+- INVALID_GPTE_STOP, from bd6360cc0a54 ("KVM: MMU: introduce
+  FNAME(prefetch_gpte)", Oct 2012, in 3.8; 3.10.99 and 3.11 have it): the
+  loop calls FNAME(prefetch_gpte), whose prefetch_invalid_gpte() check
+  returns false there, and a false return ends the window (`break`).
+
+A guest pte with reserved bits ends the window in both forms (facts section
+6 for 2010; 3.10.99's prefetch_invalid_gpte checks reserved bits first).  The
+forms in between (2.6.38 to 3.7: FNAME(prefetch_invalid_gpte) then
+`continue`) skip reserved ptes too; they are not modelled.
+__direct_pte_prefetch has no guest ptes, so the rule changes nothing on
+direct pages.  The rule an MMU follows is its class attribute
+PREFETCH_INVALID_GPTE_RULE (impl/mmu.py: the 2010 one), which
+expected_prefetch reads unless it is given one: a form that is less complete
+by design is judged against its own rule, and a form that declares one rule
+and does the other is caught.
+
 The rules, in our words:
 
 - Only a level-1 page; the window is the aligned block of PTE_PREFETCH_NUM
@@ -27,11 +50,11 @@ The rules, in our words:
 - Indirect pages: each empty entry reads its guest pte (a 32-bit guest's
   level-1 table is 1024 entries, the page of quadrant q holding 512q..);
   a pte with reserved bits ends the prefetch, one that is not present or has
-  A clear is skipped; its
-  gfn must have a memslot (without dirty logging when the mapping is
-  writable) that is writable, and a host-writable page, else the prefetch
-  ends.  Rights are the page's access AND the guest pte's, write removed
-  unless the guest pte is dirty.
+  A clear is skipped (INVALID_GPTE_SKIP) or ends the prefetch
+  (INVALID_GPTE_STOP); its gfn must have a memslot (without dirty logging
+  when the mapping is writable) that is writable, and a host-writable page,
+  else the prefetch ends.  Rights are the page's access AND the guest pte's,
+  write removed unless the guest pte is dirty.
 - Every prefetched spte is speculative (A clear), host-writable, level 1; W
   (with MMU-writable) only if the rights allow it and no valid indirect page
   above level 1 shadows the gfn (level-1 ones go unsync: 3.10's
@@ -45,6 +68,11 @@ from .consts import (
     SPTE_MMU_WRITEABLE,
 )
 from .walk import PAGING_32, PAGING_64, PAGING_PAE, reserved_mask
+
+# FNAME(pte_prefetch) at a guest pte that is not present or has A clear:
+INVALID_GPTE_SKIP = "skip"   # the 2010 posting: `continue` to the next slot
+INVALID_GPTE_STOP = "stop"   # bd6360cc0a54 (3.8) on: FNAME(prefetch_gpte) false, `break`
+INVALID_GPTE_RULES = (INVALID_GPTE_SKIP, INVALID_GPTE_STOP)
 
 
 def window_of(index):
@@ -92,12 +120,19 @@ def _runs(empty):
     return runs
 
 
-def expected_prefetch(mmu, vcpu, sptep, sptes, host_has_accessed_bit=True):
+def expected_prefetch(mmu, vcpu, sptep, sptes, host_has_accessed_bit=True, invalid_gpte_rule=None):
     """{spte address: spte value} the prefetch after the leaf at `sptep` installs.
 
     `sptes` is the spte memory (address -> value) right after the leaf's
     install; `mmu` supplies pages, memslots and host pages (which prefetch
-    does not change); `vcpu` the faulting vCPU (its kind and guest paging)."""
+    does not change); `vcpu` the faulting vCPU (its kind and guest paging).
+    `invalid_gpte_rule` (one of INVALID_GPTE_RULES) defaults to the rule the
+    MMU declares, `mmu.PREFETCH_INVALID_GPTE_RULE`."""
+    if invalid_gpte_rule is None:
+        invalid_gpte_rule = mmu.PREFETCH_INVALID_GPTE_RULE
+    if invalid_gpte_rule not in INVALID_GPTE_RULES:
+        raise ValueError(f"prefetch invalid-gpte rule must be one of {INVALID_GPTE_RULES}, "
+                         f"not {invalid_gpte_rule!r}")
     sp = mmu.page_header(sptep)
     if sp.role.level != PT_PAGE_TABLE_LEVEL:
         return {}
@@ -108,7 +143,7 @@ def expected_prefetch(mmu, vcpu, sptep, sptes, host_has_accessed_bit=True):
         if vcpu.kind == "tdp" and not host_has_accessed_bit:
             return {}
         return _direct(mmu, sp, empty)
-    return _indirect(mmu, vcpu, sp, empty)
+    return _indirect(mmu, vcpu, sp, empty, invalid_gpte_rule)
 
 
 def _direct(mmu, sp, empty):
@@ -131,7 +166,7 @@ def _direct(mmu, sp, empty):
     return out
 
 
-def _indirect(mmu, vcpu, sp, empty):
+def _indirect(mmu, vcpu, sp, empty, invalid_gpte_rule):
     g = vcpu.guest
     mode = PAGING_64 if g.efer_lma else PAGING_PAE if g.cr4_pae else PAGING_32
     width = 4 if mode == PAGING_32 else 8
@@ -142,7 +177,9 @@ def _indirect(mmu, vcpu, sp, empty):
         if gpte & reserved_mask(mode, 1, gpte, g.cr4_pse, g.efer_nx, g.maxphyaddr):
             return out  # reserved bits stop the window
         if not gpte & PT_PRESENT_MASK or not gpte & PT_ACCESSED_MASK:
-            continue
+            if invalid_gpte_rule == INVALID_GPTE_STOP:
+                return out  # 3.8 on: an invalid gpte ends the window too
+            continue        # 2010: skipped
         rights = ACC_EXEC_MASK
         if gpte & PT_WRITABLE_MASK and gpte & PT_DIRTY_MASK:
             rights |= ACC_WRITE_MASK

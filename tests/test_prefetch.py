@@ -17,14 +17,19 @@ from tests import make_cases
 from tests.variant_checks import one_round
 
 PREFETCH_VARIANTS = ("prefetch:v3-2010", "prefetch:no-trailing-flush", "prefetch:host-writable-false")
+SOUND_VARIANTS = ("prefetch:stop-at-invalid-gpte-3.8",)  # tests/test_prefetch_stop_rule.py
 
 
 def test_variants_are_registered_each_replacing_one_method():
     got = {v.qualname: v for v in variants.of_family("prefetch")}
-    assert set(got) == set(PREFETCH_VARIANTS)
-    for v in got.values():
-        assert len(v.replaces) == 1 and "prefetch completeness" in v.caught_by
+    assert set(got) == set(PREFETCH_VARIANTS) | set(SOUND_VARIANTS)
+    for name in PREFETCH_VARIANTS:
+        v = got[name]
+        assert v.must_catch and len(v.replaces) == 1 and "prefetch completeness" in v.caught_by
         v.build(ShadowMmu)
+    for name in SOUND_VARIANTS:
+        assert got[name].expected == "passes"
+        got[name].build(ShadowMmu)
 
 
 @pytest.mark.parametrize("mode", ["tdp", "shadow32", "shadow64"])
