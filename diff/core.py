@@ -10,6 +10,7 @@ fresh world reproduces a run exactly, which is what counterexample files,
 `mmuspec replay` and the generated pytest files do.
 """
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -158,17 +159,23 @@ def minimize_ops(make_world, ops, failure):
 
     Hypothesis shrinks the choices behind the rules; this pass works on the
     ops themselves, which replay deterministically.  A candidate counts when
-    the same oracle fires.  Chunks are tried before single ops.  Returns
-    (ops, failure) for the smallest list found.
+    the same oracle fires (and, for a world whose `minimize_same_message` is
+    set, with the same message up to its numbers: the live worlds, where a
+    shorter list can reach one of the host's known findings that the
+    machine's rewrite keeps out of its examples).  Chunks are tried before
+    single ops.  Returns (ops, failure) for the smallest list found.
     """
     cur, best = list(ops[: failure.step + 1]), failure
+    same_message = getattr(make_world(), "minimize_same_message", False)
+    shape = lambda f: re.sub(r"0x[0-9a-fA-F]+|\d+", "#", f.message)
     size = max(len(cur) // 2, 1)
     while size >= 1:
         i, changed = len(cur) - size, False
         while i >= 0:
             cand = cur[:i] + cur[i + size:]
             f = _replay_or_none(make_world, cand) if cand else None
-            if f is not None and f.oracle == failure.oracle:
+            if f is not None and f.oracle == failure.oracle and (
+                    not same_message or shape(f) == shape(failure)):
                 cur, best, changed = cand[: f.step + 1], f, True
                 i = min(i, len(cur)) - size
             else:
