@@ -1132,3 +1132,353 @@ def mmu_spte_update(old_flags: int, new_flags: int) -> bool:
     sptep = SHADOW_PT_BASE + 8
     mmu.mem.spte_write(sptep, _spte_of(old_flags, 5))
     return bool(cls.mmu_spte_update(mmu, sptep, _spte_of(new_flags, 5)))
+
+
+# =================================================================================
+# unsync shadow pages (spec/unsync.py, 3.10): going unsync, syncing, INVLPG
+# =================================================================================
+UNSYNC_GFN = 0x13   # the guest page table whose shadow pages the unsync harnesses hold
+
+
+def unsync_allowed():
+    """The class's `unsync_enabled` (spec/unsync.py): False is the always-write-protect
+    form (unsync:always-protect, a sound variant), which the 3.10 rule below allows."""
+    return bool(getattr(impl_class("mmu"), "unsync_enabled", True))
+
+
+def need_write_protect_3_10(levels, can_unsync, enabled=True):
+    """mmu_need_write_protect()'s answer in 3.10, restated: a writable spte of the gfn is
+    refused iff a valid indirect page shadows it and unsync is not allowed here
+    (can_unsync false: a sync's set_spte, 36a2e6774bfb), or one such page is above
+    level 1.  (Without unsync, every shadowed gfn is refused.)"""
+    if not levels:
+        return False
+    if not can_unsync or not enabled:
+        return True
+    return any(level != 1 for level in levels)
+
+
+class NeedWpAfter(NamedTuple):
+    """mmu_need_write_protect's return, each page's unsync flag after it, and the pages
+    (by position) whose parents kvm_unsync_page went on to mark, in call order."""
+    ret: bool
+    unsync: tuple
+    marked: tuple
+
+
+def mmu_need_write_protect(levels: List[int], unsync: List[bool], can_unsync: bool) -> NeedWpAfter:
+    """mmu_need_write_protect(vcpu, gfn, can_unsync) over the valid indirect shadow
+    pages of the gfn (for_each_gfn_indirect_valid_sp, a stub yielding them): True
+    (refuse W, keep the gfn write-protected) iff there is one and unsync is not
+    allowed, or one is above level 1; when it returns False, kvm_unsync_pages()
+    has made every page of the gfn unsync, calling __kvm_unsync_page (which marks
+    the parents: kvm_mmu_mark_parents_unsync, a stub recording the page) exactly
+    for those that were sync; when it returns True, nothing changed.  Kernel
+    invariant assumed: only level-1 pages are unsync.
+
+    pre: len(levels) <= 3 and len(unsync) == len(levels)
+    pre: all(1 <= level <= 3 for level in levels)
+    pre: all(level == 1 or not u for level, u in zip(levels, unsync))
+    post: __return__.ret == need_write_protect_3_10(levels, can_unsync, unsync_allowed())
+    post: __return__.unsync == (tuple(unsync) if __return__.ret else (True,) * len(levels))
+    post: __return__.marked == (() if __return__.ret else tuple(i for i, u in enumerate(unsync) if not u))
+    """
+    mmu, cls = _instance("mmu")
+    pages = []
+    for level, u in zip(levels, unsync):
+        sp = _page(level, UNSYNC_GFN, False, 0, [0] * 512)
+        sp.unsync = bool(u)
+        pages.append(sp)
+    marked = []
+
+    def valid_sps(gfn):
+        return iter(pages if gfn == UNSYNC_GFN else [])
+
+    def mark_parents(sp):
+        marked.append(next(i for i, p in enumerate(pages) if p is sp))
+
+    mmu.for_each_gfn_indirect_valid_sp = valid_sps
+    mmu.kvm_mmu_mark_parents_unsync = mark_parents
+    ret = cls.mmu_need_write_protect(mmu, UNSYNC_GFN, can_unsync)
+    return NeedWpAfter(bool(ret), tuple(bool(sp.unsync) for sp in pages), tuple(marked))
+
+
+# FNAME(sync_page): a level-1 indirect page of a 64-bit guest (EFER.NX on,
+# MAXPHYADDR 40) shadowing the guest table at gfn UNSYNC_GFN, whose entries
+# 0..n-1 hold present sptes (pfn 0x100 + i, recorded gfn sp->gfns[i] = 0x20 + i,
+# host-writable or not).  The guest pte of entry i now: bit 0 P, 1 A, 2 W, 3 U,
+# 4 D, 5 NX, 6 it names gfn 0x30 + i instead of 0x20 + i, 7 a reserved bit (45).
+def sync_gpte(i, f):
+    gpte = ((0x30 if (f >> 6) % 2 else 0x20) + i) << PAGE_SHIFT
+    for bit, mask in ((0, PT_PRESENT_MASK), (1, PT_ACCESSED_MASK), (2, PT_WRITABLE_MASK),
+                      (3, PT_USER_MASK), (4, PT_DIRTY_MASK), (5, PT64_NX_MASK), (7, 1 << 45)):
+        if (f >> bit) % 2:
+            gpte += mask
+    return gpte
+
+
+def sync_drops(f):
+    """The entry goes: the gpte is invalid (not present, A clear, a reserved bit:
+    prefetch_invalid_gpte) or names another gfn than sp->gfns[i]."""
+    return not f % 2 or not (f >> 1) % 2 or bool((f >> 7) % 2) or bool((f >> 6) % 2)
+
+
+def sync_rights(f, access):
+    """The rights a kept entry gets: the page's role.access AND the guest pte's
+    (exec unless NX, W, U), W only if the guest pte is dirty (protect_clean_gpte)."""
+    rights = 0 if (f >> 5) % 2 else ACC_EXEC_MASK
+    if (f >> 2) % 2 and (f >> 4) % 2:
+        rights += ACC_WRITE_MASK
+    if (f >> 3) % 2:
+        rights += ACC_USER_MASK
+    return rights & access
+
+
+def sync_expected_sets(flags, writable, access):
+    """The set_spte calls sync_page owes: every kept entry, level 1, its recorded
+    gfn, the old pfn, speculative, the old host-writable bit, can_unsync false."""
+    return tuple((i, sync_rights(f, access), 1, 0x20 + i, 0x100 + i, True, bool(w), False)
+                 for i, (f, w) in enumerate(zip(flags, writable)) if not sync_drops(f))
+
+
+class SyncAfter(NamedTuple):
+    """sync_page's return (True: zap the page), the entries it dropped (in order),
+    its set_spte calls (index, pte_access, level, gfn, pfn, speculative,
+    host_writable, can_unsync) and whether a remote flush is owed afterwards."""
+    ret: bool
+    dropped: tuple
+    sets: tuple
+    flush_owed: bool
+
+
+def sync_page(flags: List[int], writable: List[bool], access: int) -> SyncAfter:
+    """FNAME(sync_page)(vcpu, sp): each present entry whose guest pte is invalid or
+    names another gfn than sp->gfns[i] is dropped (drop_spte, a stub) and a remote
+    flush is owed for it (f81602958c11; 3.10 only counted kvm->tlbs_dirty); every
+    other entry gets the guest's current rights through set_spte (a stub
+    recording its arguments) with can_unsync false (36a2e6774bfb); True (zap the
+    page) iff nothing present is left.  The reads of guest memory, the validity
+    test, the gfn test and the rights are the class's own.
+
+    pre: 1 <= len(flags) <= 3 and len(writable) == len(flags)
+    pre: all(0 <= f < 256 for f in flags)
+    pre: 0 <= access < 8
+    post: __return__.dropped == tuple(i for i, f in enumerate(flags) if sync_drops(f))
+    post: __return__.sets == sync_expected_sets(flags, writable, access)
+    post: __return__.ret == all(sync_drops(f) for f in flags)
+    post: __return__.flush_owed == any(sync_drops(f) for f in flags)
+    """
+    from types import SimpleNamespace
+
+    from spec.consts import SPTE_HOST_WRITEABLE
+
+    mmu, cls = _instance("mmu")
+    mmu.mem = KernelMemory(3)
+    mmu.sync_flush_owed = False
+    mmu.tlbs_dirty = 0
+    sp = _page(1, UNSYNC_GFN, False, 0, [0] * 512)
+    sp.role = sp.role._replace(access=access)
+    guest_mem = {}
+    for i, (f, w) in enumerate(zip(flags, writable)):
+        sp.gfns[i] = 0x20 + i
+        spte = PT_PRESENT_MASK + ((0x100 + i) << PAGE_SHIFT)
+        if w:
+            spte += SPTE_HOST_WRITEABLE
+        mmu.mem.spte_write(sp.sptep(i), spte)
+        guest_mem[(UNSYNC_GFN << PAGE_SHIFT) + 8 * i] = sync_gpte(i, f)
+    guest = SimpleNamespace(mem=SimpleNamespace(read=lambda gpa, size: guest_mem.get(gpa, 0)),
+                            efer_lma=True, cr4_pae=True, cr4_pse=True, efer_nx=True, maxphyaddr=40)
+    vcpu = SimpleNamespace(guest=guest)
+    dropped, sets = [], []
+
+    def drop_spte(sptep):
+        dropped.append((sptep - sp.spt) // 8)
+        mmu.mem.spte_write(sptep, 0)
+
+    def set_spte(sptep, pte_access, level, gfn, pfn, speculative, host_writable, can_unsync=True):
+        sets.append(((sptep - sp.spt) // 8, pte_access, level, gfn, pfn, bool(speculative),
+                     bool(host_writable), bool(can_unsync)))
+        return False
+
+    mmu.drop_spte = drop_spte
+    mmu.set_spte = set_spte
+    ret = cls.sync_page(mmu, vcpu, sp)
+    return SyncAfter(bool(ret), tuple(dropped), tuple(sets), bool(mmu.sync_flush_owed))
+
+
+# __kvm_unsync_page -> kvm_mmu_mark_parents_unsync: a small tree of real pages
+# of the class under test: root (level 3, gfn 0x11) entries 0 and 1 lead to
+# level-2 pages D0 (gfn 0x12) and D1 (gfn 0x15); the level-1 page L (gfn
+# UNSYNC_GFN) has a parent pte for each code c of `parents`: entry c % 3 of D(c // 3).
+class MarkAfter(NamedTuple):
+    """After __kvm_unsync_page(L): L unsync or not; the entries on a path from L
+    up to the root whose unsync_child_bitmap bit is clear ("page name[index]");
+    pages whose unsync_children does not count their bits."""
+    leaf_unsync: bool
+    missing: tuple
+    miscounted: tuple
+
+
+def kvm_unsync_page(parents: List[int], preset: int) -> MarkAfter:
+    """__kvm_unsync_page(vcpu, sp) of kvm_unsync_pages(): sp->unsync, then
+    kvm_mmu_mark_parents_unsync(sp): every entry on every path from sp up to the
+    root gets its unsync_child_bitmap bit (mark_unsync; a page whose count goes
+    0 -> 1 marks its own parents), and each page's unsync_children counts its
+    bits.  `preset` bit k: D_k already has another unsync child (entry 7, bit
+    set, count 1) and, as the kernel keeps it, the root's entry k has its bit.
+
+    pre: 1 <= len(parents) <= 3 and all(0 <= c < 6 for c in parents)
+    pre: len(set(parents)) == len(parents)
+    pre: 0 <= preset < 4
+    post: __return__.leaf_unsync
+    post: __return__.missing == ()
+    post: __return__.miscounted == ()
+    """
+    from spec.kvm_host import KvmHost
+
+    cls = impl_class("mmu")
+    mmu = cls(KvmHost(), 3)
+    names = {}
+
+    def page(level, gfn, name):
+        sp = mmu.kvm_mmu_alloc_page(False)
+        sp.gfn = gfn
+        sp.role = KvmMmuPageRole(level, 1, 0, 0, ACC_ALL, 0, 1, 1)
+        names[sp.spt] = name
+        return sp
+
+    def link(parent, index, child):
+        sptep = parent.sptep(index)
+        mmu.mem.spte_write(sptep, child.spt | PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK
+                           | PT_ACCESSED_MASK)
+        mmu.mmu_page_add_parent_pte(child, sptep)
+
+    root = page(3, 0x11, "root")
+    root.root_count = 1
+    ds = [page(2, 0x12, "D0"), page(2, 0x15, "D1")]
+    leaf = page(1, UNSYNC_GFN, "L")
+    for k, d in enumerate(ds):
+        link(root, k, d)
+        if (preset >> k) % 2:
+            d.unsync_child_bitmap.add(7)
+            d.unsync_children = 1
+            root.unsync_child_bitmap.add(k)
+            root.unsync_children += 1
+    for c in parents:
+        link(ds[c // 3], c % 3, leaf)
+    cls.kvm_unsync_page(mmu, leaf)
+    missing = []
+    for c in parents:
+        d = ds[c // 3]
+        if c % 3 not in d.unsync_child_bitmap:
+            missing.append(f"{names[d.spt]}[{c % 3}]")
+        if c // 3 not in root.unsync_child_bitmap:
+            missing.append(f"root[{c // 3}]")
+    miscounted = tuple(names[sp.spt] for sp in (root, *ds)
+                       if sp.unsync_children != len(sp.unsync_child_bitmap))
+    return MarkAfter(bool(leaf.unsync), tuple(dict.fromkeys(missing)), miscounted)
+
+
+# A whole small VM (proofs/sync_roots.py): a 64-bit guest, one root, guest page
+# table A (gfn 0x13) with data entries 1 and 2; the codes pick GPTES (f: the
+# first pte, e: the pte the guest stores later), w the first access (write or
+# read).  The transitions are the class's own (guest_access: faults, unsync,
+# stores; kvm_mmu_sync_roots; kvm_mmu_invlpg).
+def _vm_codes(*codes):
+    from proofs.sync_roots import GPTES
+
+    return tuple(pick(tuple(range(len(GPTES))), c) for c in codes)
+
+
+def kvm_mmu_sync_roots(f1: int, f2: int, w1: bool, w2: bool, e1: int, e2: int,
+                       reread: bool) -> tuple:
+    """kvm_mmu_sync_roots(vcpu) after the guest edited its unsync page table: no
+    leaf reachable from the root is stale against guest memory (the auditor's
+    cache rule, unsync pages judged too), no page below the root is left
+    unsync, and the auditor is clean.  Returns the violations.  The same
+    claim and VM as `python -m proofs.sync_roots` (which enumerates them all).
+
+    pre: 0 <= f1 < 5 and 0 <= f2 < 5 and 0 <= e1 < 5 and 0 <= e2 < 5
+    post: __return__ == ()
+    """
+    from proofs import sync_roots
+
+    f1, f2, e1, e2 = _vm_codes(f1, f2, e1, e2)
+    fails, _ = sync_roots.run_state(impl_class("mmu"), 1, (f1, f2), (bool(w1), bool(w2)),
+                                    (e1, e2), bool(reread))
+    return tuple(fails)
+
+
+def fname_invlpg(f1: int, f2: int, w1: bool, w2: bool, which: bool, new: int) -> tuple:
+    """kvm_mmu_invlpg(vcpu, gva) -> FNAME(invlpg) after the guest edited the pte of
+    that gva in its unsync page table (and nothing else): the unsync leaf is
+    zapped and refilled from the guest pte (update_pte), so no reachable leaf is
+    stale (unsync pages judged too) and the auditor is clean.  Returns the
+    violations.
+
+    pre: 0 <= f1 < 5 and 0 <= f2 < 5 and 0 <= new < 5
+    post: __return__ == ()
+    """
+    from proofs import sync_roots
+
+    f1, f2, new = _vm_codes(f1, f2, new)
+    fails, _ = sync_roots.run_invlpg_state(impl_class("mmu"), (f1, f2), (bool(w1), bool(w2)),
+                                           int(bool(which)), new)
+    return tuple(fails)
+
+
+# =================================================================================
+# fast_page_fault (spec/mmu.py, 3.10; impl's kvm_mmu_page_get_gfn)
+# =================================================================================
+def fast_pf_fix_direct_spte(level: int, sp_frame: int, index: int, bits: int) -> tuple:
+    """fast_pf_fix_direct_spte(vcpu, sptep, spte): on a direct page, W set by the
+    cmpxchg and the spte's own gfn kvm_mmu_page_get_gfn(sp, index) marked dirty,
+    nothing else; returns (the spte after, the gfns marked dirty).  page_header,
+    the spte memory and mark_page_dirty are stubs.
+
+    pre: 1 <= level <= 3
+    pre: 0 <= sp_frame < 2 ** (40 - 9 * level)
+    pre: 0 <= index < 512
+    pre: 0 <= bits < 16
+    post: __return__[0] == fast_pf_spte(bits) | 2
+    post: __return__[1] == ((sp_frame << (9 * level)) + (index << (9 * (level - 1))),)
+    """
+    mmu, cls = _instance("mmu")
+    sp = _page(level, sp_frame << (9 * level), True, 0)
+    sptep = SHADOW_PT_BASE + 8 * index
+    cells, dirty = {sptep: fast_pf_spte(bits)}, []
+
+    class Mem:
+        def spte_read(self, p):
+            return cells[p]
+
+        def spte_write(self, p, v):
+            cells[p] = v
+
+    mmu.mem = Mem()
+    mmu.page_header = lambda p: sp
+    mmu.mark_page_dirty = dirty.append
+    cls.fast_pf_fix_direct_spte(mmu, None, sptep, cells[sptep])
+    return cells[sptep], tuple(dirty)
+
+
+def fast_pf_spte(bits):
+    """A present, read-only direct spte with the two software bits, A and D drawn."""
+    from spec.consts import PT_ACCESSED_MASK, PT_DIRTY_MASK, SPTE_HOST_WRITEABLE, SPTE_MMU_WRITEABLE
+    spte = PT_PRESENT_MASK | (0x1234 << 12)
+    for k, m in enumerate((SPTE_HOST_WRITEABLE, SPTE_MMU_WRITEABLE, PT_ACCESSED_MASK, PT_DIRTY_MASK)):
+        if bits >> k & 1:
+            spte |= m
+    return spte
+
+
+def spte_is_locklessly_modifiable(bits: int) -> bool:
+    """spte_is_locklessly_modifiable(spte) (3.10), as the class under test reads it:
+    true exactly when both SPTE_HOST_WRITEABLE and SPTE_MMU_WRITEABLE are set
+    (fast_page_fault may then set W outside mmu_lock).
+
+    pre: 0 <= bits < 16
+    post: __return__ == (bits & 3 == 3)
+    """
+    mmu, cls = _instance("mmu")
+    return bool(cls.spte_is_locklessly_modifiable(fast_pf_spte(bits)))

@@ -20,9 +20,9 @@ A result is one of:
   error           CrossHair could not explore (bad contract, precondition never
                   met, the worker died or overran, no path explored)
 
-With a variant, the targets of the variant's family are run (gfn, prefetch and
-zap variants build on the mmu class, rmap on Rmap, walk on PagingTmpl); a
-counterexample there means the variant was caught.
+With a variant, the targets of the variant's family are run (gfn, prefetch,
+zap, flush and unsync variants build on the mmu class, rmap on Rmap, walk on
+PagingTmpl); a counterexample there means the variant was caught.
 """
 
 import ast
@@ -128,12 +128,48 @@ TARGETS = {t.name: t for t in (
            "zap_reload_remote_mmus, is_obsolete_sp (prepare/commit zap stubbed)",
            "0-5 pages (current, invalid held roots, held roots, older invalid roots), "
            "0-2 vCPUs, batch 1-3"),
+    Target("fast_pf_fix_direct_spte", "contract", "fastpf", ("fast_pf_fix_direct_spte",),
+           "fast_pf_fix_direct_spte, kvm_mmu_page_get_gfn (page_header, the spte and "
+           "mark_page_dirty stubbed)",
+           "direct pages of levels 1-3, sp->gfn any 40-bit gfn aligned to the page's range, "
+           "index 0-511, SPTE_HOST_WRITEABLE, SPTE_MMU_WRITEABLE, A, D each set or clear"),
+    Target("spte_is_locklessly_modifiable", "contract", "fastpf",
+           ("spte_is_locklessly_modifiable",), "spte_is_locklessly_modifiable",
+           "SPTE_HOST_WRITEABLE, SPTE_MMU_WRITEABLE, A, D each set or clear"),
     Target("need_remote_flush", "contract", "flush", ("need_remote_flush",),
            "ShadowMmu.need_remote_flush", "old and new spte: P, W, U, NX each set or clear; "
            "the same pfn or another"),
     Target("mmu_spte_update", "contract", "flush", ("mmu_spte_update",),
            "ShadowMmu.mmu_spte_update (spec.rmap.RmapBase.mmu_spte_update, spte_rights_taken)",
            "a present or absent old spte, a present new one, same pfn; P, W, U, NX each set or clear"),
+    Target("mmu_need_write_protect", "contract", "unsync", ("mmu_need_write_protect",),
+           "mmu_need_write_protect, kvm_unsync_pages, kvm_unsync_page (for_each_gfn_indirect_valid_sp "
+           "and kvm_mmu_mark_parents_unsync stubbed)",
+           "0-3 valid indirect shadow pages of the gfn, levels 1-3, the level-1 ones sync or "
+           "unsync; can_unsync true or false"),
+    Target("FNAME(sync_page)", "contract", "unsync", ("sync_page",),
+           "sync_page, level1_sp_gpa, prefetch_invalid_gpte, gpte_addr_mask, sync_pte_access, "
+           "gpte_access, sync_gfn_changed, kvm_mmu_page_get_gfn, sync_spte_dropped, sync_set_spte "
+           "(drop_spte and set_spte recorded)",
+           "a level-1 indirect page of a 64-bit guest (EFER.NX, MAXPHYADDR 40) with 1-3 present "
+           "entries; each guest pte: P, A, W, U, D, NX, another gfn than sp->gfns[i], a reserved "
+           "bit, each set or clear; each spte host-writable or not; role.access 0-7"),
+    Target("kvm_mmu_mark_parents_unsync", "contract", "unsync", ("kvm_unsync_page",),
+           "kvm_unsync_page, kvm_mmu_mark_parents_unsync, mark_unsync, page_header, "
+           "pte_list_decode (real pages of the class under test)",
+           "a level-3 root, two level-2 pages under it, a level-1 page with 1-3 parent ptes among "
+           "their entries 0-2; either level-2 page with another unsync child already or not"),
+    Target("kvm_mmu_sync_roots", "contract", "unsync", ("kvm_mmu_sync_roots",),
+           "guest_access (faults, prefetch, mmu_need_write_protect, stores), kvm_mmu_sync_roots, "
+           "mmu_sync_children, mmu_unsync_walk, kvm_sync_page, FNAME(sync_page) (proofs/sync_roots.py)",
+           "proofs/sync_roots.py's one-page VM: 64-bit guest, one root, guest table 0x13 with 2 "
+           "data entries; first pte of 5, first access read or write, a guest store of a new pte "
+           "of 5 each, a reread or not (5000 states)"),
+    Target("FNAME(invlpg)", "contract", "unsync", ("fname_invlpg",),
+           "guest_access, kvm_mmu_invlpg, FNAME(invlpg), mmu_page_zap_pte, update_pte "
+           "(proofs/sync_roots.py)",
+           "the same VM: first pte of 5 and first access of each of 2 data entries, a guest store "
+           "of a new pte of 5 into one of them, INVLPG of its gva (1000 states)"),
     Target("walker address arithmetic (architecture vs walk_addr)", "diffbehavior", "walk",
            ("spec_walk_address", "impl_walk_address"),
            "PT_INDEX, leaf_gfn, gpte_to_gfn_lvl, pse36_gfn_delta",
@@ -149,7 +185,7 @@ TARGETS = {t.name: t for t in (
 # which target families a variant family is run against
 VARIANT_TARGETS = {"rmap": ("rmap",), "gfn": ("gfn",), "prefetch": ("prefetch",),
                    "zap": ("zap",), "walk": ("walk",), "mmu": ("gfn", "prefetch", "zap"),
-                   "flush": ("flush",)}
+                   "flush": ("flush",), "unsync": ("unsync",), "fastpf": ("fastpf",)}
 
 
 @dataclass
@@ -214,6 +250,12 @@ def _hexes(xs):
 _GFN_KINDS = {0: "TDP fault at gpa", 1: "shadow paging, 32-bit guest 4MB page, access at gva",
               2: "shadow paging, PAE/64-bit guest 2MB page, access at gva",
               3: "shadow paging, 64-bit guest 1GB page, access at gva"}
+
+
+def _sets(calls):
+    """set_spte calls as sync_page's contract records them, gfn and pfn in hex."""
+    return "[" + ", ".join(f"({i}, {acc}, {lvl}, {gfn:#x}, {pfn:#x}, {spec}, {hw}, {cu})"
+                           for i, acc, lvl, gfn, pfn, spec, hw, cu in calls) + "]"
 
 
 def explain(name, a):
@@ -363,6 +405,55 @@ def explain(name, a):
                 f"{['sp%d' % i for i in C.zap_expected_active(a['pages'])]}), freed "
                 f"{['sp%d' % i for i in got.freed]}, pages per mmu_lock hold {list(got.per_hold)}, "
                 f"vCPUs asked to reload {list(got.reloads)}" + (f", raised {got.error}" if got.error else "")]
+    if name == "mmu_need_write_protect":
+        got = fn(**a)
+        pages = ", ".join(f"level {lv} {'unsync' if u else 'sync'}" for lv, u in zip(a["levels"], a["unsync"]))
+        want = C.need_write_protect_3_10(a["levels"], a["can_unsync"], C.unsync_allowed())
+        return [f"valid indirect shadow pages of gfn {C.UNSYNC_GFN:#x}: [{pages}]; can_unsync "
+                f"{bool(a['can_unsync'])}",
+                f"mmu_need_write_protect returned {got.ret} (3.10: {want}); unsync after "
+                f"{list(got.unsync)}; kvm_unsync_page marked the parents of pages {list(got.marked)}"]
+    if name == "FNAME(sync_page)":
+        got = fn(**a)
+        lines = [f"level-1 indirect page of a 64-bit guest table at gfn {C.UNSYNC_GFN:#x}, "
+                 f"role.access {a['access']}"]
+        for i, (f, w) in enumerate(zip(a["flags"], a["writable"])):
+            lines.append(f"  entry {i}: spte pfn {0x100 + i:#x}{' host-writable' if w else ''}, "
+                         f"sp->gfns[{i}] = {0x20 + i:#x}; guest pte now {C.sync_gpte(i, f):#x}")
+        lines.append(f"sync_page returned {got.ret}, dropped {list(got.dropped)} (owed: "
+                     f"{[i for i, f in enumerate(a['flags']) if C.sync_drops(f)]}), remote flush "
+                     f"owed {got.flush_owed}")
+        lines.append(f"set_spte calls (index, access, level, gfn, pfn, speculative, host_writable, "
+                     f"can_unsync): {_sets(got.sets)}; owed "
+                     f"{_sets(C.sync_expected_sets(a['flags'], a['writable'], a['access']))}")
+        return lines
+    if name == "kvm_mmu_mark_parents_unsync":
+        got = fn(**a)
+        links = ", ".join(f"D{c // 3}[{c % 3}]" for c in a["parents"])
+        pre = [f"D{k}" for k in range(2) if (a["preset"] >> k) % 2]
+        return [f"root[0] -> D0, root[1] -> D1; the level-1 page L has parent ptes {links}; "
+                f"already with another unsync child: {pre or 'none'}",
+                f"after kvm_unsync_page(L): L unsync {got.leaf_unsync}; bits missing on the way "
+                f"up: {list(got.missing)}; unsync_children miscounted in {list(got.miscounted)}"]
+    if name in ("kvm_mmu_sync_roots", "FNAME(invlpg)"):
+        from proofs import sync_roots as S
+
+        if name == "kvm_mmu_sync_roots":
+            f1, f2, e1, e2 = C._vm_codes(a["f1"], a["f2"], a["e1"], a["e2"])
+            state = ((f1, f2), (bool(a["w1"]), bool(a["w2"])), (e1, e2), bool(a["reread"]))
+            fails, log = S.run_state(C.impl_class("mmu"), 1, *state)
+            lines = S.describe(1, *state)
+        else:
+            f1, f2, new = C._vm_codes(a["f1"], a["f2"], a["new"])
+            which = int(bool(a["which"]))
+            fails, log = S.run_invlpg_state(C.impl_class("mmu"), (f1, f2),
+                                            (bool(a["w1"]), bool(a["w2"])), which, new)
+            ents = S.entries(1)
+            lines = [f"64-bit guest, table {S.PT_A:#x}: entries {ents[0][1]}, {ents[1][1]} first "
+                     f"{S.GPTES[f1]:#x}, {S.GPTES[f2]:#x}; the guest stores {S.GPTES[new]:#x} "
+                     f"({S.GPTE_NAMES[new]}) into entry {ents[which][1]}, then INVLPG "
+                     f"{S.GVAS[ents[which]]:#x}"]
+        return lines + ["transitions: " + "; ".join(log)] + [f"violated: {x}" for x in fails]
     return [repr(a)]
 
 

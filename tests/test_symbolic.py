@@ -143,3 +143,20 @@ def test_cli_symbolic_variant_caught_and_usage(capsys):
 def test_every_variant_family_has_targets():
     for v in variants.load_all().values():
         assert symbolic.select(v), v.qualname
+
+
+def test_unsync_targets_catch_a_variant_and_pass_the_plain_impl(tmp_path):
+    """The unsync family's CrossHair targets: mmu_need_write_protect's contract is
+    searched to the end of its (small) path tree on the plain impl, and catches
+    the variant that unsyncs a gfn a page above level 1 shadows."""
+    (plain,) = symbolic.run(None, seconds=4, names=["mmu_need_write_protect"])
+    assert plain.verdict == symbolic.NONE and plain.paths > 0, plain.summary()
+    assert "proved" not in plain.summary()
+    var = variants.get("unsync:need-write-protect-ignores-upper")
+    assert [t.name for t in symbolic.select(var)][:1] == ["mmu_need_write_protect"]
+    (r,) = symbolic.run(var, seconds=4, names=["mmu_need_write_protect"])
+    assert r.verdict == symbolic.COUNTEREXAMPLE and r.confirmed, (r.summary(), r.message)
+    assert "level 2" in r.kernel_terms[0] or "level 3" in r.kernel_terms[0], r.kernel_terms
+    json_path, _ = symbolic.save(r, str(tmp_path))
+    data = json.load(open(json_path))
+    assert symbolic.holds(data) is False and symbolic.holds(data, variant=None) is True
