@@ -25,6 +25,12 @@ Every op goes to all three.  After each op:
                       spec/prefetch.py's set, computed from the state right
                       after the leaf's install (the spec has no prefetch, so
                       the oracles above only show prefetch safe)
+  host dirty          a host page KVM lets go (no spte, no TLB entry maps it)
+  host accessed       that the guest wrote (used) through an spte since it was
+                      last let go was reported to the host in between
+                      (kvm_set_pfn_dirty / kvm_set_pfn_accessed, or a young
+                      answer to aging): diff/hostpages.py, from the CPU's
+                      completed accesses and the host's calls, on both sides
 
 What a clean campaign means is tested (sampled), not proved.
 """
@@ -47,14 +53,16 @@ from spec.gfn import gfn_to_index
 from spec.errors import HostDemand, KvmBug, Livelock, WrongHostPage
 from spec.guest_memory import GuestMemory
 from spec.kvm_host import KvmHost
-from spec.mmu import MMIO, OK, PAGE_FAULT, SHADOW, TDP, ShadowMmu as SpecShadowMmu
+from spec.mmu import MMIO, NONPAGING, OK, PAGE_FAULT, SHADOW, TDP, ShadowMmu as SpecShadowMmu
 from spec.mmu_audit import audit, probe_cpu
+from spec.nonpaging import LINEAR_MASK, NonpagingCpu
 from spec.prefetch import describe_slots, expected_prefetch
 from spec.tlb import TLB_CAPACITY, MemoryAt, PermittedTranslations, StoreLog
 from spec.walk import ACCESS_KINDS, GP, PAGING_32, PAGING_64, PAGING_PAE, READ, WRITE, ArchCpu
 
 from .core import BadOp, DiffMachine, Discrepancy, World, check_variant_invariants
 from .families import Family
+from .hostpages import spte_first_frames, with_host_probe
 from .rmap import show_spte
 
 MODES = ("mixed", "tdp", "shadow32", "shadowpae", "shadow64")
@@ -76,6 +84,8 @@ class Machine:
         self.walker_cls = walker_cls  # None: the spec (ArchCpu for every vCPU)
 
     def make_guest(self, kind, mode, cr3, cr0_wp, cr4_pse, efer_nx):
+        if kind == NONPAGING:  # paging off: no guest tables, on every side
+            return NonpagingCpu(self.mem, MAXPHYADDR, cr0_wp, cr4_pse, efer_nx)
         if self.walker_cls is None or kind == TDP:
             return ArchCpu(self.mem, MAXPHYADDR, mode, cr0_wp, cr4_pse, efer_nx, cr3)
         return KvmVcpu(self.walker_cls, self.mem, MAXPHYADDR, IMPL_MODE[mode], cr0_wp, cr4_pse,
@@ -95,6 +105,8 @@ def with_prefetch_probe(impl_cls):
         windows_across_edge = 0  # of those, windows whose gfns reach past a memslot's edge
         remapped = 0           # mmu_set_spte over a present leaf of another pfn
         recycled_faults = 0    # faults with an rmap_recycle in them (prefetch not judged)
+        nonpaging_faults = 0   # page faults of vCPUs with paging off
+        fast_pf_fixes = 0      # sptes fast_page_fault made writable again
         _recycled = False
 
         def __init__(self, *args, **kwargs):
@@ -144,6 +156,14 @@ def with_prefetch_probe(impl_cls):
 
         def shadow_page_fault(self, vcpu, addr, write, user, fetch):
             return self._probed(vcpu, super().shadow_page_fault, addr, write, user, fetch)
+
+        def nonpaging_page_fault(self, vcpu, gva, write, *rest):
+            self.nonpaging_faults += 1
+            return self._probed(vcpu, super().nonpaging_page_fault, gva, write, *rest)
+
+        def fast_pf_fix_direct_spte(self, vcpu, sptep, spte):
+            self.fast_pf_fixes += 1
+            return super().fast_pf_fix_direct_spte(vcpu, sptep, spte)
 
         def rmap_recycle(self, sptep, gfn):
             self._recycled = True
@@ -304,8 +324,9 @@ class MmuWorld(World):
         if name == "vm_setup":
             if a["pte_list_ext"] not in PTE_LIST_EXT_CHOICES:
                 raise BadOp(f"PTE_LIST_EXT must be one of {PTE_LIST_EXT_CHOICES}")
-            self.sides = {"spec": Machine(SpecShadowMmu, a["pte_list_ext"], None),
-                          "impl": Machine(with_prefetch_probe(self.impl_cls), a["pte_list_ext"],
+            self.sides = {"spec": Machine(with_host_probe(SpecShadowMmu), a["pte_list_ext"], None),
+                          "impl": Machine(with_prefetch_probe(with_host_probe(self.impl_cls)),
+                                          a["pte_list_ext"],
                                           PagingTmpl)}
             batch = a.get("zap_batch", BATCH_ZAP_PAGES)
             if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
@@ -475,14 +496,20 @@ class MmuWorld(World):
         self.dirty_calls += 1
 
     def op_vcpu_create(self, vcpu, mode, cr3, cr0_wp, cr4_pse, efer_nx):
+        """KVM_CREATE_VCPU: mode "tdp", a shadow-paging guest mode, or "nonpaging"
+        (paging off, in a shadow-paging VM: KVM maps it directly)."""
         if vcpu in self.oracle.cpus:
             raise BadOp(f"vcpu {vcpu} exists")
-        kind = TDP if mode == "tdp" else SHADOW
-        guest_mode = PAGING_64 if kind == TDP else GUEST_MODE[mode]
+        kind = TDP if mode == "tdp" else NONPAGING if mode == NONPAGING else SHADOW
+        guest_mode = PAGING_64 if kind == TDP else None if kind == NONPAGING else GUEST_MODE[mode]
+        if kind == NONPAGING and any(v.kind == TDP for v in self.sides["spec"].mmu.vcpus.values()):
+            raise BadOp(f"vcpu_create({vcpu}): a vCPU with paging off under shadow paging, in a TDP VM")
 
         try:
             for o in {id(o): o for o in self.oracles.values()}.values():
-                o.add_cpu(vcpu, ArchCpu(o.mem, MAXPHYADDR, guest_mode, cr0_wp, cr4_pse, efer_nx, cr3))
+                o.add_cpu(vcpu, NonpagingCpu(o.mem, MAXPHYADDR, cr0_wp, cr4_pse, efer_nx)
+                          if kind == NONPAGING else
+                          ArchCpu(o.mem, MAXPHYADDR, guest_mode, cr0_wp, cr4_pse, efer_nx, cr3))
         except ValueError as e:
             raise BadOp(f"vcpu_create({vcpu}): {e}") from None
 
@@ -499,6 +526,8 @@ class MmuWorld(World):
         """A change of the guest's paging controls: architecturally a full TLB
         invalidation when it succeeds (MOV CR3; a paging-mode, CR0.WP, CR4.PSE
         or EFER.NX change, as KVM resets its MMU context for each)."""
+        if isinstance(self.oracle.cpus[vcpu], NonpagingCpu):
+            raise BadOp(f"{what}: vcpu {vcpu} runs with paging off (not modelled: turning it on)")
         oks = set()
 
         def change(o):
@@ -545,6 +574,8 @@ class MmuWorld(World):
         self._vcpu(vcpu)
         if kind not in ACCESS_KINDS:
             raise BadOp(f"access kind {kind!r}")
+        if isinstance(self.oracle.cpus[vcpu], NonpagingCpu) and addr & ~LINEAR_MASK:
+            raise BadOp(f"vcpu {vcpu} runs with paging off: address {addr:#x} has more than 32 bits")
         what = f"vcpu {vcpu} {'user' if user else 'supervisor'} {kind} {addr:#x}"
         cands = {id(o): o.candidates(vcpu, addr, kind, user) for o in self.oracles.values()}
         self.last_outcome = cands[id(self.oracle)][0][0]
@@ -625,7 +656,11 @@ class MmuWorld(World):
             raise BadOp(f"gfn {gfn:#x} not in memslot {slot}")
         what = f"kvm_{'test_' if test_only else ''}age_hva(gfn {gfn:#x})"
         before = {name: self.accessed_sptes(m.mmu, gfn) for name, m in self.sides.items()}
+        frames = {name: spte_first_frames(m.mmu, before[name]) for name, m in self.sides.items()}
         got = self.each(what, lambda m: m.mmu.kvm_age_hva(m.mmu.host.memslots[slot], gfn, test_only))
+        for name, m in self.sides.items():
+            if got[name] and hasattr(m.mmu, "host_pages"):
+                m.mmu.host_pages.young(frames[name])  # the host learned these were used
         for name, m in self.sides.items():
             if bool(got[name]) != bool(before[name]):
                 raise Discrepancy("walker return", (
@@ -689,7 +724,11 @@ class MmuWorld(World):
                 "dirty gfns reported but not written": self.extra_dirty,
                 "level-1 faults": getattr(impl, "prefetch_faults", 0),
                 "prefetched sptes": getattr(impl, "prefetched", 0),
+                "pages let go after a guest write (impl; host dirty judged)":
+                    getattr(getattr(impl, "host_pages", None), "let_go_after_write", 0),
                 "faults with an rmap_recycle (prefetch not judged)": getattr(impl, "recycled_faults", 0),
+                "paging-off vCPU faults (impl)": getattr(impl, "nonpaging_faults", 0),
+                "fast_page_fault fixes (impl)": getattr(impl, "fast_pf_fixes", 0),
                 "outcomes from a TLB entry older than the walk (guest-allowed)": self.stale_taken,
                 **{f"TLB {k} (impl)": sum(getattr(v.tlb, k) for v in impl.vcpus.values()) if impl else 0
                    for k in ("hits", "fills", "flushes")},
@@ -713,9 +752,20 @@ class MmuWorld(World):
             if bad:
                 rule, _, msg = bad[0].partition(": ")[2].partition(": ")
                 raise Discrepancy(f"auditor: {rule}", f"{name}: {msg}")
+        self.check_host_pages()
         check_variant_invariants(self.sides["impl"].mmu)
         check_variant_invariants(self.sides["impl"].mmu.rmap)
         self.measure_depth()
+
+    def check_host_pages(self):
+        """"host dirty" / "host accessed" (diff/hostpages.py): a page KVM let go
+        this step that the guest wrote (used) since it was last let go was
+        reported to the host with kvm_set_pfn_dirty (accessed) in between."""
+        for name, m in self.sides.items():
+            ledger = getattr(m.mmu, "host_pages", None)
+            bad = ledger.settle(m.mmu) if ledger is not None else []
+            if bad:
+                raise Discrepancy(bad[0][0], f"{name}: {bad[0][1]}")
 
     def check_derived_gfns(self):
         """Pair each impl direct page with the spec page created at the same step
@@ -893,6 +943,7 @@ class MmuMachine(DiffMachine):
                                    "efer_nx": data.draw(st.booleans())}])
         self.vcpus = [0]
         self.smp = [0]  # the vCPUs that run the guest's own paging mode on its root
+        self.nonpaging = set()  # the vCPUs with paging off (mixed mode's shadow VMs)
         self.addrs = [0x1000 * g for g in TABLE_GFNS]
         root_level = {PAGING_64: 4, PAGING_PAE: 2, PAGING_32: 2}[self.gmode]
         self.table_at = {TABLE_GFNS[0]: (root_level, 0)}  # table gfn -> (level, base address)
@@ -1063,6 +1114,8 @@ class MmuMachine(DiffMachine):
         if not self.careful or not was & PT_PRESENT_MASK:
             return
         for v in self.vcpus:
+            if v in self.nonpaging:
+                continue  # paging off: the guest's tables translate nothing for it
             if leaf:
                 self.emit(["invlpg", {"vcpu": v, "addr": gva}])
             else:
@@ -1107,6 +1160,43 @@ class MmuMachine(DiffMachine):
         self.store(v, table, k, self.data_pte(data + 1))
         self.emit_access(v, base | (k << PAGE_SHIFT), kind, False)
         self.addrs += [base | (j << PAGE_SHIFT), base | (k << PAGE_SHIFT)]
+
+    @swarm("patterns")
+    @precondition(lambda self: bool(self.nonpaging))
+    @rule(pick=st.integers(0, 1 << 16), slot=st.integers(1, 1023), j=st.integers(0, 1023),
+          data=st.integers(0x20, 0x3F), dirty=st.booleans())
+    def paging_off_store_to_a_new_table(self, pick, slot, j, data, dirty):
+        """A vCPU with paging off (KVM maps it directly) stores into a page; a
+        paging vCPU links the page as a page table and uses it, so
+        kvm_mmu_get_page() write-protects its gfn for shadowing (pt_protect:
+        SPTE_MMU_WRITEABLE leaves the direct spte too); the paging-off vCPU
+        stores again: fast_page_fault must leave that to the slow path (which
+        unsyncs the table or emulates).  `dirty`: GET_DIRTY_LOG in between, if
+        the page's slot logs (the spte is read-only, still MMU-writable,
+        before the shadowing)."""
+        free = [t for t in self.tables if t not in self.table_at]
+        l2 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 2)
+        if not free or not l2:
+            return
+        table, parent = free[pick % len(free)], l2[pick % len(l2)]
+        entries = 1024 if self.size == 4 else 512
+        slot %= entries
+        if self.world.oracle.mem.read((parent << PAGE_SHIFT) + slot * self.size, self.size) & PT_PRESENT_MASK:
+            return
+        off = sorted(self.nonpaging)[pick % len(self.nonpaging)]
+        v = self.smp[pick % len(self.smp)]
+        base = self.table_at[parent][1] | (slot << self.level_shift(2))
+        j %= entries
+        self.store(off, table, j, self.data_pte(data))             # a data page, written directly
+        sid = self.world.oracle.slot_of(table)
+        if dirty and sid is not None and self.world.oracle.slots[sid][3] and not self.change_pending():
+            self.emit(["get_dirty_log", {"slot": sid}])
+        self.table_at[table] = (1, base)
+        self.store(v, parent, slot, self.entry(table, PT_PRESENT_MASK | PT_WRITABLE_MASK
+                                                | PT_USER_MASK | PT_ACCESSED_MASK))
+        self.emit_access(v, base | (j << PAGE_SHIFT), READ, False)   # now a shadowed table
+        self.store(off, table, (j + 1) % entries, self.data_pte(data + 1))
+        self.addrs.append(base | (j << PAGE_SHIFT))
 
     @swarm("patterns")
     @rule(pick=st.integers(0, 1 << 16), entries=st.lists(st.integers(0, 1023), min_size=3,
@@ -1171,8 +1261,9 @@ class MmuMachine(DiffMachine):
     @swarm("patterns")
     @precondition(lambda self: len(self.smp) > 1)
     @rule(pick=st.integers(0, 1 << 16), k=st.integers(0x40, 0x1FF), j=st.integers(0, 511),
-          data=st.integers(0x20, 0x3F), slot=st.integers(1, 511), clear=st.booleans())
-    def retarget_unsync_then_reuse(self, pick, k, j, data, slot, clear):
+          data=st.integers(0x20, 0x3F), slot=st.integers(1, 511), clear=st.booleans(),
+          invlpg=st.booleans())
+    def retarget_unsync_then_reuse(self, pick, k, j, data, slot, clear, invlpg):
         """The life of f81602958c11.  Another vCPU (b) writes a page G through an
         alias in the identity page table T.  One vCPU (a) retargets (or clears)
         the alias: the store faults once and T goes unsync, so the spte of G
@@ -1183,7 +1274,10 @@ class MmuMachine(DiffMachine):
         writing G after KVM shadows it: 3.10 counted the drop in tlbs_dirty, and
         kvm_mmu_get_page's rmap_write_protect(G) found nothing left to flush.
         (A CR3 load would not do: mmu_sync_children write-protects T first, and
-        that flush reaches b.)"""
+        that flush reaches b.)  With `invlpg`, a syncs T's leaf by an INVLPG of
+        the alias instead (FNAME(invlpg) zaps the unsync leaf's spte): only a
+        flush that covers G, not T (1b2dc7360463's range from sp->gfn), stops
+        b's TLB."""
         l1 = self.identity_pt
         l2 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 2)
         free = [t for t in self.tables if t not in self.table_at and t != l1]
@@ -1204,9 +1298,12 @@ class MmuMachine(DiffMachine):
         self.emit(["access", {"vcpu": b, "addr": alias + j * self.size, "kind": WRITE,
                               "user": False, "value": self.data_pte(data), "size": self.size}])
         self.store(a, l1, k, 0 if clear else self.data_pte(data))  # T goes unsync
-        self.store(a, parent, slots[0], self.entry(l1, link))      # T linked again ...
         self.table_at[table] = (1, reuse)
-        self.emit_access(a, again, READ, False)                    # ... and synced there
+        if invlpg:
+            self.emit(["invlpg", {"vcpu": a, "addr": alias}])      # FNAME(invlpg) zaps G's spte
+        else:
+            self.store(a, parent, slots[0], self.entry(l1, link))  # T linked again ...
+            self.emit_access(a, again, READ, False)                # ... and synced there
         self.store(a, parent, slots[1], self.entry(table, link))   # G reused as a table
         self.emit_access(a, reuse | (j << PAGE_SHIFT), READ, False)
         self.emit(["access", {"vcpu": b, "addr": alias + j * self.size, "kind": WRITE,
@@ -1262,6 +1359,43 @@ class MmuMachine(DiffMachine):
         self.addrs += [alias, at | ((j % n) << PAGE_SHIFT)]
 
     @swarm("patterns")
+    @precondition(lambda self: self.gmode == PAGING_64)
+    @rule(pick=st.integers(0, 1 << 16), i=st.integers(2, 511), j=st.integers(0, 510),
+          k=st.integers(0, 511), data=st.integers(0x20, 0x3F), user=st.booleans())
+    def shared_table_different_rights(self, pick, i, j, k, data, user):
+        """One page directory X reached through two PDPTEs, one writable and one
+        not; X's PDEs are one read-only and one writable (b1bd5cba3306's
+        scenario).  Reads and writes through each pair: the shadow page of X
+        must differ per PDPTE (its role.access is what is inherited down to the
+        PDPTE), else the last write completes where the guest's tables forbid
+        it."""
+        pdpt = next((t for t, (lvl, base) in self.table_at.items() if lvl == 3 and base == 0), None)
+        free = [t for t in self.tables if t not in self.table_at]
+        if pdpt is None or len(free) < 3:
+            return
+        x, ta, tb = (free[(pick + d) % len(free)] for d in range(3))
+        i1, i2, j1, j2 = i, (i + 1) % 512 or 2, j, j + 1
+        if len({x, ta, tb}) < 3 or any(
+                self.world.oracle.mem.read((pdpt << PAGE_SHIFT) + s * 8, 8) & PT_PRESENT_MASK
+                for s in (i1, i2)):
+            return
+        R = PT_PRESENT_MASK | PT_USER_MASK | PT_ACCESSED_MASK
+        v = self.vcpus[pick % len(self.vcpus)]
+        self.store(v, ta, k, self.data_pte(data))
+        self.store(v, tb, k, self.data_pte(data ^ 1))
+        self.store(v, x, j1, self.entry(ta, R))
+        self.store(v, x, j2, self.entry(tb, R | PT_WRITABLE_MASK))
+        self.store(v, pdpt, i1, self.entry(x, R | PT_WRITABLE_MASK))
+        self.store(v, pdpt, i2, self.entry(x, R))
+        for t, lvl, base in ((x, 2, i1 << 30), (ta, 1, (i1 << 30) | (j1 << 21)),
+                             (tb, 1, (i1 << 30) | (j2 << 21))):
+            self.table_at[t] = (lvl, base)
+        for pud, pmd, kind in ((i1, j1, READ), (i1, j2, WRITE), (i2, j1, READ), (i2, j2, WRITE)):
+            addr = (pud << 30) | (pmd << 21) | (k << PAGE_SHIFT)
+            self.emit_access(v, addr, kind, user)
+            self.addrs.append(addr)
+
+    @swarm("patterns")
     @rule(pick=st.integers(0, 1 << 16), index=st.integers(0, 1023), count=st.integers(9, 17),
           kind=st.sampled_from(ACCESS_KINDS), then=st.sampled_from(["unmap", "change_pte", "none"]))
     def alias_storm(self, pick, index, count, kind, then):
@@ -1303,10 +1437,12 @@ class MmuMachine(DiffMachine):
             return
         sid = logging[pick % len(logging)]
         base, n, _, _ = self.world.oracle.slots[sid]
-        inside = [a for g, a in sorted(self.touched_at.items()) if base <= g < base + n]
+        inside = [(g, a) for g, a in sorted(self.touched_at.items()) if base <= g < base + n]
         if not inside:
             return
-        x, v = inside[pick % len(inside)], self.vcpus[vpick % len(self.vcpus)]
+        (g, x), v = inside[pick % len(inside)], self.vcpus[vpick % len(self.vcpus)]
+        if v in self.nonpaging:  # paging off: the page's guest-physical address
+            x = (g << PAGE_SHIFT) | (x & 0xFFF)
         self.emit_access(v, x, WRITE, False)
         self.emit(["get_dirty_log", {"slot": sid}])
         self.emit_access(v, x, WRITE, False)
@@ -1337,6 +1473,8 @@ class MmuMachine(DiffMachine):
         self.emit_access(self.vcpus[vpick % len(self.vcpus)], addr, kind, user)
 
     def emit_access(self, vcpu, addr, kind, user):
+        if vcpu in self.nonpaging:
+            addr &= LINEAR_MASK  # paging off: a 32-bit guest-physical address
         self.emit(["access", {"vcpu": vcpu, "addr": addr, "kind": kind, "user": user}])
         status, gfn = self.world.last_outcome
         if status == OK:
@@ -1356,6 +1494,8 @@ class MmuMachine(DiffMachine):
     def set_cr3(self, pick, vpick, anywhere):
         """Reload CR3: the root again (a root switch), or any table (a guest bug)."""
         cr3 = self.tables[pick % len(self.tables)] if anywhere else TABLE_GFNS[0]
+        if self.vcpus[vpick % len(self.vcpus)] in self.nonpaging:
+            return
         self.emit(["set_cr3", {"vcpu": self.vcpus[vpick % len(self.vcpus)],
                                "cr3": cr3 << PAGE_SHIFT}])
 
@@ -1365,6 +1505,8 @@ class MmuMachine(DiffMachine):
     def set_control(self, reg, value, vpick):
         vcpu = self.vcpus[vpick % len(self.vcpus)]
         cpu = self.world.oracle.cpus[vcpu]
+        if vcpu in self.nonpaging:
+            return
         if reg == "cr4.pse" and not cpu.cr4_pae:
             # A 32-bit guest toggling CR4.PSE keeps stale 4MB-derived sptes in 3.10
             # (the page role has no PSE bit): findings/cr4-pse-toggle-stale-4mb.json.
@@ -1374,16 +1516,25 @@ class MmuMachine(DiffMachine):
 
     @swarm("vcpus")
     @precondition(lambda self: len(self.vcpus) < 3)
-    @rule(mode=st.sampled_from(["shadow32", "shadowpae", "shadow64"]), pick=st.integers(0, 1 << 16))
+    @rule(mode=st.sampled_from(["shadow32", "shadowpae", "shadow64", NONPAGING]),
+          pick=st.integers(0, 1 << 16))
     def vcpu_create(self, mode, pick):
         """Another vCPU.  A TDP VM's shares the root (one direct root per role).
         A shadow VM's runs the guest's own mode on the guest's root (an SMP
         guest), or in mixed mode, maybe another paging mode at CR3 0 (gfn 0
-        reads as empty PDPTEs, so a PAE vCPU starts legally; set_cr3 moves it)."""
+        reads as empty PDPTEs, so a PAE vCPU starts legally; set_cr3 moves it),
+        or paging off (an AP not yet in paging mode: KVM maps it directly,
+        and its direct sptes share the rmaps of the gfns the others shadow)."""
         if self.vmode == "tdp":
             mode = "tdp"
         elif self.world.mode != "mixed":
             mode = self.vmode
+        if mode == NONPAGING:
+            self.vcpus.append(len(self.vcpus))
+            self.nonpaging.add(self.vcpus[-1])
+            self.emit(["vcpu_create", {"vcpu": self.vcpus[-1], "mode": NONPAGING, "cr3": 0,
+                                       "cr0_wp": True, "cr4_pse": True, "efer_nx": True}])
+            return
         same = mode == "tdp" or GUEST_MODE[mode] == self.gmode
         if same and self.gmode == PAGING_PAE and \
                 self.world.oracle.cpus[0]._read_pdptes(TABLE_GFNS[0] << PAGE_SHIFT) == GP:

@@ -10,6 +10,13 @@ zapping all pages (memslot delete and move) bumps 3.11's generation number
 instead of walking (impl/zap.py).  Everything else is spec/mmu.py's, shared
 and checked by the oracle machine and the auditor.
 
+3.10's fast_page_fault (spec/mmu.py) is shared too, but the gfn its
+fast_pf_fix_direct_spte() marks dirty comes from kvm_mmu_page_get_gfn(sp,
+index): the spec reads the stored gfns[], this class derives it (above),
+the derivation that lets the fast path trust a direct page's gfn without
+mmu_lock.  The fastpf family (diff/fastpf.py) checks it under TDP and for
+vCPUs with paging off.
+
 Prefetch ("KVM: MMU: prefetch ptes when intercepted guest #PF", Xiao
 Guangrong, 2010; facts section 6), which the spec does not have: after a
 fault installs a level-1 leaf, the other non-present entries of the aligned
@@ -20,6 +27,11 @@ __direct_pte_prefetch() does once c6cecc4b9324 (2021) added the flush of a
 run that reaches the end of the window; indirect pages read the guest pte of
 each slot (FNAME(pte_prefetch)).  What it must install is spec/prefetch.py's;
 diff/mmu.py checks it after every fault ("prefetch completeness").
+
+The indirect loop is the 2010 form: a guest pte that is not present or has
+A clear is skipped (PREFETCH_INVALID_GPTE_RULE = INVALID_GPTE_SKIP, which
+the completeness oracle reads).  3.8 on (bd6360cc0a54) stop there instead:
+the variant prefetch:stop-at-invalid-gpte-3.8 (impl/variants/prefetch.py).
 """
 
 from spec import gfn as gfn_arith
@@ -31,6 +43,7 @@ from spec.errors import KvmBug
 from spec.rmap import is_shadow_present_pte
 from spec.mmu import GuestWalk
 from spec.mmu import ShadowMmu as SpecShadowMmu
+from spec.prefetch import INVALID_GPTE_SKIP
 
 from .rmap import Rmap
 from .walk import MarkPageDirty
@@ -69,6 +82,9 @@ class ShadowMmu(GenerationZap, SpecShadowMmu):
     # shadow_accessed_mask: 0 models EPT without A/D bits, where TDP never prefetches
     # (the model's host always has them; spec/prefetch.py takes the same parameter).
     shadow_accessed_mask = PT_ACCESSED_MASK
+    # What FNAME(pte_prefetch) does at a not-present or A-clear guest pte, read by
+    # spec/prefetch.py's expected_prefetch: the 2010 form skips it.
+    PREFETCH_INVALID_GPTE_RULE = INVALID_GPTE_SKIP
 
     def sp_stores_gfns(self, direct):
         """Only indirect pages keep gfns[]: the patch's 4K saved per direct page."""
@@ -103,6 +119,8 @@ class ShadowMmu(GenerationZap, SpecShadowMmu):
         for lvl in range(w.level, w.max_level + 1):
             gw.table_gfn[lvl] = w.table_gfn[lvl - 1]
             gw.ptes[lvl] = w.ptes[lvl - 1]
+            if lvl > w.level:
+                gw.pt_access_at[lvl] = w.pt_access_at[lvl - 1]
         gw.gfn, gw.level, gw.pt_access, gw.pte_access = w.gfn, w.level, w.pt_access, w.pte_access
         return gw
 
@@ -235,8 +253,8 @@ class ShadowMmu(GenerationZap, SpecShadowMmu):
         """FNAME(prefetch_gpte): False stops the window.  As the 2010 patch
         merged it (facts section 6): a guest pte with reserved bits stops the
         window (`break`); one that is not present or has A clear is skipped
-        (`continue`); a gfn with no writable host page stops.  (Later kernels
-        stop at any invalid gpte.)"""
+        (`continue`); a gfn with no writable host page stops.  (From 3.8 on,
+        bd6360cc0a54, an invalid gpte stops too: prefetch:stop-at-invalid-gpte-3.8.)"""
         if self.gpte_reserved(vcpu, gpte):
             return False
         if not gpte & PT_PRESENT_MASK or not gpte & PT_ACCESSED_MASK:

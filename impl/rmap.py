@@ -12,10 +12,12 @@ iterator and of each walker (PEP 316, checked by CrossHair with `mmuspec
 prove --symbolic`) are in proofs/contracts.py.
 """
 
-from spec.consts import PT_ACCESSED_MASK, PT_PAGE_TABLE_LEVEL, PT_WRITABLE_MASK
+from spec.consts import PT_ACCESSED_MASK, PT_PAGE_TABLE_LEVEL
 from spec.errors import KvmBug
 from spec.pte_list import pte_list_desc_addr, pte_list_is_desc
-from spec.rmap import RmapBase, is_large_pte, is_writable_pte, set_pte_rmapp_spte
+from spec.rmap import (
+    RmapBase, is_large_pte, set_pte_rmapp_spte, spte_write_protect_acts, spte_write_protected,
+)
 
 
 class RmapIterator:
@@ -68,8 +70,10 @@ class Rmap(RmapBase):
         """
         return self.rmap_get_first(rmapp.val, it)
 
-    def rmap_write_protect(self, rmapp, level):
-        """__rmap_write_protect(): level 1 clears W; a large spte is dropped."""
+    def rmap_write_protect(self, rmapp, level, pt_protect=False):
+        """__rmap_write_protect(kvm, rmapp, pt_protect) with spte_write_protect():
+        level 1 clears W (and SPTE_MMU_WRITEABLE when `pt_protect`, write
+        protection for shadowing); a large spte is dropped."""
         it = RmapIterator()
         write_protected = False
         sptep = self.rmap_get_first(rmapp.val, it)
@@ -77,11 +81,11 @@ class Rmap(RmapBase):
         while sptep:
             walk.step()
             val = self.check_present(sptep, "rmap_write_protect")
-            if not is_writable_pte(val):
+            if not spte_write_protect_acts(val, pt_protect):
                 sptep = self.rmap_get_next(it)
                 continue
             if level == PT_PAGE_TABLE_LEVEL:
-                write_protected |= self.mmu_spte_update(sptep, val & ~PT_WRITABLE_MASK)
+                write_protected |= self.mmu_spte_update(sptep, spte_write_protected(val, pt_protect))
                 sptep = self.rmap_get_next(it)
             else:
                 if not is_large_pte(val):

@@ -120,7 +120,7 @@ class GuestWalker:
     """
 
     __slots__ = ("level", "max_level", "table_gfn", "ptes", "pte_gpa", "pt_access",
-                 "pte_access", "gfn", "fault", "events", "retries")
+                 "pt_access_at", "pte_access", "gfn", "fault", "events", "retries")
 
     def __init__(self):
         self.level = 0
@@ -129,6 +129,10 @@ class GuestWalker:
         self.ptes = [None] * PT_MAX_FULL_LEVELS
         self.pte_gpa = [None] * PT_MAX_FULL_LEVELS
         self.pt_access = None
+        # pt_access_at[level - 1]: the rights inherited through the entries from
+        # the root down to (and including) this level's (b1bd5cba3306's
+        # walker->pt_access[], what FNAME(fetch) gives the page below it)
+        self.pt_access_at = [None] * PT_MAX_FULL_LEVELS
         self.pte_access = None
         self.gfn = None
         self.fault = None
@@ -482,6 +486,7 @@ class PagingTmpl:
                     return self.walk_error(mmu, walker, PFERR_RSVD_MASK | PFERR_PRESENT_MASK,
                                            access)
                 pte_access = self.accumulate_access(pt_access, mmu, pte)
+                walker.pt_access_at[walker.level - 1] = pte_access
                 walker.ptes[walker.level - 1] = pte
                 if self.is_last_gpte(mmu, walker.level, pte):
                     break

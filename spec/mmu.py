@@ -19,6 +19,11 @@ mmu_free_roots), account_shadowed()/unaccount_shadowed() and
 has_wrprotected_page(), mapping_level(), tdp_page_fault() with
 __direct_map(), FNAME(page_fault) with FNAME(fetch), and kvm_mmu_pte_write()
 with get_written_sptes() and FNAME(update_pte) for emulated guest stores.
+Direct MMUs take 3.10's fast_page_fault() first: TDP vCPUs, and vCPUs of a
+shadow-paging VM running with paging off (NONPAGING: nonpaging_page_fault()
+and nonpaging_map() on four direct level-2 roots, gva == gpa), which share
+the VM's rmaps, so write protection for shadowing (pt_protect: it clears
+SPTE_MMU_WRITEABLE) reaches their sptes.
 
 Not modelled (stated so no result is read as covering them): unsync shadow
 pages (every indirect page stays write-protected), write flooding and
@@ -45,7 +50,10 @@ from .gfn import gfn_to_index
 from .kvm_host import KVM_NR_PAGE_SIZES, KvmHost, KvmMemorySlot
 from .list_head import ListHead
 from .memory import SHADOW_PT_BASE, KernelMemory, RmapHead
-from .rmap import RmapBase, SpecRmap, is_large_pte, is_shadow_present_pte
+from .rmap import (
+    RmapBase, SpecRmap, is_large_pte, is_shadow_present_pte, is_writable_pte,
+    spte_is_locklessly_modifiable,
+)
 from .termination import LoopBound
 from .tlb import TLB_CAPACITY, Tlb, TlbEntry
 from .unsync import Unsync
@@ -58,6 +66,7 @@ KvmMmuPageRole = namedtuple(
 OK, PAGE_FAULT, MMIO = "ok", "#PF", "mmio"
 MAX_FAULT_RETRIES = 8
 TDP, SHADOW = "tdp", "shadow"
+NONPAGING = "nonpaging"   # CR0.PG=0 under shadow paging: a direct map (nonpaging_init_context)
 
 
 class KvmMmuPage:
@@ -119,13 +128,18 @@ def guest_set_control(guest, reg, value):
 class GuestWalk:
     """What the shadow MMU needs of a guest walk (struct guest_walker's fields)."""
 
-    __slots__ = ("fault", "gfn", "level", "table_gfn", "ptes", "pt_access", "pte_access")
+    __slots__ = ("fault", "gfn", "level", "table_gfn", "ptes", "pt_access", "pt_access_at",
+                 "pte_access")
 
     def __init__(self):
         self.fault = None
         self.gfn = self.level = self.pt_access = self.pte_access = None
         self.table_gfn = {}  # level -> gfn of the guest table holding that level's entry
         self.ptes = {}       # level -> guest pte value
+        # level -> the rights of the entries from the root down to this level's
+        # (b1bd5cba3306's walker->pt_access[level - 1]): the access the shadow
+        # page of the table that entry points at is made with
+        self.pt_access_at = {}
 
 
 class Vcpu:
@@ -133,7 +147,7 @@ class Vcpu:
 
     def __init__(self, vcpu_id, kind, guest, tlb_capacity=TLB_CAPACITY):
         self.id = vcpu_id
-        self.kind = kind          # TDP or SHADOW
+        self.kind = kind          # TDP, SHADOW or NONPAGING
         self.guest = guest        # spec: ArchCpu; impl: KvmVcpu
         self.root = None          # the root kvm_mmu_page (64-bit shadow or TDP)
         self.pae_root = None      # [sp or None] * 4 for 32-bit and PAE guests
@@ -150,6 +164,8 @@ class ShadowMmu(Unsync):
     direct_map_child_gfn = staticmethod(gfn_arith.direct_map_child_gfn)
     fetch_direct_gfn = staticmethod(gfn_arith.fetch_direct_gfn)
     role_quadrant = staticmethod(gfn_arith.role_quadrant)
+    # fast_page_fault's test of the two software bits (spec/rmap.py), a seam for variants
+    spte_is_locklessly_modifiable = staticmethod(spte_is_locklessly_modifiable)
 
     def __init__(self, host=None, pte_list_ext=3):
         self.host = host or KvmHost()
@@ -281,13 +297,15 @@ class ShadowMmu(Unsync):
         return slot is not None and slot.write_count(gfn, level) > 0
 
     def rmap_write_protect(self, gfn):
-        """rmap_write_protect(): every level's rmap of `gfn` (large sptes dropped)."""
+        """rmap_write_protect(kvm, gfn): every level's rmap of `gfn` (large sptes
+        dropped), with pt_protect: SPTE_MMU_WRITEABLE goes too, from read-only
+        sptes as well, so fast_page_fault cannot make them writable again."""
         slot = self.host.gfn_to_memslot(gfn)
         if slot is None:
             return False
         done = False
         for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
-            done |= self.rmap.rmap_write_protect(slot.rmap_head(gfn, level), level)
+            done |= self.rmap.rmap_write_protect(slot.rmap_head(gfn, level), level, pt_protect=True)
         return done
 
     # -- kvm_mmu_get_page -------------------------------------------------------
@@ -509,6 +527,15 @@ class ShadowMmu(Unsync):
             sp.root_count += 1
             vcpu.root = sp
             return
+        if vcpu.kind == NONPAGING:
+            # shadow_root_level PT32E_ROOT_LEVEL: four direct level-2 roots, one per GB
+            vcpu.pae_root = [None] * 4
+            for i in range(4):
+                sp = self.kvm_mmu_get_page(vcpu, i << (30 - PAGE_SHIFT), i << 30, PT32_ROOT_LEVEL,
+                                           True, ACC_ALL, 0)
+                sp.root_count += 1
+                vcpu.pae_root[i] = sp
+            return
         root_gfn = vcpu.guest.cr3 >> PAGE_SHIFT
         level = self.guest_root_level(vcpu)
         if level == PT64_ROOT_LEVEL:
@@ -586,10 +613,13 @@ class ShadowMmu(Unsync):
     def kvm_mmu_invlpg(self, vcpu, gva):
         """The guest's INVLPG.  Under shadow paging KVM intercepts it
         (kvm_mmu_invlpg: FNAME(invlpg), which syncs an unsync leaf, then a
-        flush of the local TLB); under TDP it is the CPU's own (the TLB
+        flush of the local TLB; a vCPU with paging off: nonpaging_invlpg,
+        nothing, then the flush); under TDP it is the CPU's own (the TLB
         entries of that page go)."""
         if vcpu.kind == SHADOW:
             self.fname_invlpg(vcpu, gva)
+            self.invlpg_flush_local(vcpu, gva)
+        elif vcpu.kind == NONPAGING:
             self.invlpg_flush_local(vcpu, gva)
         else:
             vcpu.tlb.invalidate(gva)
@@ -780,8 +810,17 @@ class ShadowMmu(Unsync):
         return pfn, writable
 
     # -- the TDP fault ------------------------------------------------------------
-    def tdp_page_fault(self, vcpu, gpa, write):
-        """tdp_page_fault() -> __direct_map(); returns OK, MMIO or 'emulate'."""
+    def tdp_page_fault(self, vcpu, gpa, write, error_code=None):
+        """tdp_page_fault() -> fast_page_fault(), else __direct_map(); returns OK,
+        MMIO or 'emulate'.  `error_code`: what the exit reports (None: the
+        hardware's, hw_error_code()).  As 3.10, the fast path runs before the
+        pfn lookup, at the level mapping_level() gives then; the model asks
+        mapping_level() again after gfn_to_pfn() (which may split a THP: 3.10's
+        transparent_hugepage_adjust() comes there too)."""
+        if error_code is None:
+            error_code = self.hw_error_code(vcpu, gpa, write, False, False)
+        if self.fast_page_fault(vcpu, gpa, self.mapping_level(gpa >> PAGE_SHIFT), error_code):
+            return OK
         got = self.gfn_to_pfn(gpa >> PAGE_SHIFT, write)
         if got is None:
             return MMIO
@@ -797,7 +836,10 @@ class ShadowMmu(Unsync):
 
     def __direct_map(self, vcpu, gpa, write, map_writable, level, gfn, pfn):
         addr = gfn << PAGE_SHIFT
-        sp, lvl = vcpu.root, PT64_ROOT_LEVEL
+        if vcpu.root is not None:
+            sp, lvl = vcpu.root, PT64_ROOT_LEVEL
+        else:  # a nonpaging vCPU's four roots (shadow_walk_init at PT32E_ROOT_LEVEL)
+            sp, lvl = vcpu.pae_root[(addr >> 30) & 3], PT32_ROOT_LEVEL
         while True:
             if lvl < PT_PAGE_TABLE_LEVEL:
                 raise KvmBug(f"__direct_map: walked below level 1 looking for level {level}")
@@ -821,6 +863,101 @@ class ShadowMmu(Unsync):
                 sp = self.page_header(spte & PT64_BASE_ADDR_MASK)
             lvl -= 1
 
+    # -- the fast page fault (3.10): W restored without mmu_lock --------------------
+    def hw_error_code(self, vcpu, addr, write, user, fetch):
+        """The error code the CPU reports for the fault hw_translate() refused:
+        PFERR_PRESENT when its walk of KVM's tables reached a present leaf (a
+        protection fault; for EPT the exit qualification's "readable" bit,
+        which handle_ept_violation turns into it), plus WRITE, USER, FETCH
+        for the access."""
+        path = self.shadow_walk(vcpu, addr)
+        code = (PFERR_WRITE_MASK if write else 0) | (PFERR_USER_MASK if user else 0) \
+            | (PFERR_FETCH_MASK if fetch else 0)
+        if path and is_shadow_present_pte(self.mem.spte_read(path[-1][1])):
+            code |= PFERR_PRESENT_MASK
+        return code
+
+    @staticmethod
+    def page_fault_can_be_fast(error_code):
+        """page_fault_can_be_fast(): only a write to a present spte (its W may
+        just be missing)."""
+        return bool(error_code & PFERR_PRESENT_MASK and error_code & PFERR_WRITE_MASK)
+
+    def fast_page_fault(self, vcpu, gva, level, error_code):
+        """fast_page_fault() (3.10, Xiao 2012): for direct MMUs only
+        (tdp_page_fault, nonpaging_map), before the pfn lookup and without
+        mmu_lock.  Walk the vCPU's tables to `level` (stopping at a
+        non-present entry); True means "let the vCPU retry": the entry went
+        away meanwhile, or it is already writable (a TLB flushed lazily), or
+        it was read-only and locklessly modifiable (both SPTE_HOST_WRITEABLE
+        and SPTE_MMU_WRITEABLE: write-protected only for dirty logging) and
+        fast_pf_fix_direct_spte() gave it W back.  False: the slow path."""
+        if vcpu.root is None and not vcpu.pae_root:
+            return False  # !VALID_PAGE(root_hpa)
+        if not self.page_fault_can_be_fast(error_code):
+            return False
+        sptep, spte = None, 0
+        for _, p, lvl in self.shadow_walk(vcpu, gva):  # for_each_shadow_entry_lockless
+            sptep, spte = p, self.mem.spte_read(p)
+            if not is_shadow_present_pte(spte) or lvl < level:
+                break
+        if not is_shadow_present_pte(spte):
+            return True  # !is_rmap_spte(): the mapping changed, fault again
+        if not self.is_last_spte(spte, level):
+            return False
+        if is_writable_pte(spte):
+            return True  # spurious: a TLB flushed lazily (upper entries are ACC_ALL)
+        if not self.spte_is_locklessly_modifiable(spte):
+            return False  # write-protected for another reason than dirty logging
+        return self.fast_pf_fix_direct_spte(vcpu, sptep, spte)
+
+    def fast_pf_fix_direct_spte(self, vcpu, sptep, spte):
+        """fast_pf_fix_direct_spte(): set W by cmpxchg64 and, if it won, mark
+        the spte's gfn dirty: kvm_mmu_page_get_gfn(sp, index), stable without
+        mmu_lock since the page is direct (the spec reads the stored gfns[],
+        the impl derives it: Lai 2010).  The model runs nothing in between,
+        so the cmpxchg finds `spte` and wins.  No flush: W only goes up."""
+        sp = self.page_header(sptep)
+        if not sp.role.direct:
+            raise KvmBug(f"fast_pf_fix_direct_spte: WARN_ON(!sp->role.direct) for {sp}")
+        gfn = self.kvm_mmu_page_get_gfn(sp, (sptep - sp.spt) // 8)
+        if self.mem.spte_read(sptep) == spte:
+            self.mem.spte_write(sptep, spte | PT_WRITABLE_MASK)
+            self.mark_page_dirty(gfn)
+        return True
+
+    # -- a vCPU with paging off, under shadow paging (nonpaging_init_context) -------
+    def nonpaging_page_fault(self, vcpu, gva, write, error_code=None):
+        """nonpaging_page_fault(): gfn = gva >> PAGE_SHIFT (the address is
+        guest-physical), then nonpaging_map().  Returns (OK, None) to retry,
+        (MMIO, gfn) or ("emulate", gfn), as shadow_page_fault() does.
+        `error_code` None: the hardware's (hw_error_code())."""
+        if error_code is None:
+            error_code = self.hw_error_code(vcpu, gva, write, False, False)
+        gfn = gva >> PAGE_SHIFT
+        status = self.nonpaging_map(vcpu, gva & ~0xFFF, error_code, gfn)
+        return (status, None) if status == OK else (status, gfn)
+
+    def nonpaging_map(self, vcpu, v, error_code, gfn):
+        """nonpaging_map(): tdp_page_fault()'s steps on the vCPU's four-root
+        direct map, which maps 2MB pages at most (a PAE table);
+        fast_page_fault() first.  OK, MMIO or 'emulate'."""
+        write = bool(error_code & PFERR_WRITE_MASK)
+        if self.fast_page_fault(vcpu, v, min(self.mapping_level(gfn), PT_DIRECTORY_LEVEL), error_code):
+            return OK
+        got = self.gfn_to_pfn(gfn, write)
+        if got is None:
+            return MMIO
+        level = min(self.mapping_level(gfn), PT_DIRECTORY_LEVEL)
+        gfn &= ~((1 << KVM_HPAGE_GFN_SHIFT(level)) - 1)
+        pfn, map_writable = got
+        if level > PT_PAGE_TABLE_LEVEL:
+            slot = self.host.gfn_to_memslot(gfn)
+            pfn = slot.pfns[gfn - slot.base_gfn]
+        if write and not map_writable:
+            return MMIO  # a write to a read-only memslot exits to userspace
+        return "emulate" if self.__direct_map(vcpu, v, write, map_writable, level, gfn, pfn) else OK
+
     # -- the shadow fault -----------------------------------------------------------
     def guest_walk(self, vcpu, addr, write, user, fetch):
         """FNAME(walk_addr) as the spec sees it: the architectural walk, read as a
@@ -840,6 +977,7 @@ class ShadowMmu(Unsync):
         pt_access = ACC_ALL
         for e in res.path[:-1]:
             pt_access &= e.rights
+            gw.pt_access_at[e.level] = pt_access
         for e in res.path:
             if e.gpa is not None:
                 gw.table_gfn[e.level] = e.gpa >> PAGE_SHIFT
@@ -888,10 +1026,19 @@ class ShadowMmu(Unsync):
         emulate = self.fetch(vcpu, addr, gw, walker_gfn, large_base, write, level, pfn, map_writable)
         return ("emulate", gw.gfn) if emulate else (OK, None)
 
+    @staticmethod
+    def fetch_page_access(gw, level):
+        """The role.access FNAME(fetch) gives the shadow page of the table that the
+        guest entry at `level` points at: the rights inherited down to that
+        entry (b1bd5cba3306, 2021).  3.10 passed gw->pt_access, the AND over
+        every level above the leaf, so one lower table reached through upper
+        entries with different rights shared a page it must not
+        (mmu:pt-access-all-levels-3.10)."""
+        return gw.pt_access_at.get(level, gw.pt_access)
+
     def fetch(self, vcpu, addr, gw, walker_gfn, large_base, write, hlevel, pfn, map_writable):
         """FNAME(fetch): indirect pages down to the guest leaf's level, direct
         pages below it, then the leaf spte."""
-        access = gw.pt_access
         path_sp = vcpu.root if vcpu.root is not None else vcpu.pae_root[(addr >> 30) & 3]
         if path_sp is None:
             raise KvmBug("fetch: no root for the address")
@@ -904,7 +1051,8 @@ class ShadowMmu(Unsync):
             spte = self.mem.spte_read(sptep)
             if not is_shadow_present_pte(spte):
                 table_gfn = gw.table_gfn[lvl - 1]
-                child = self.kvm_mmu_get_page(vcpu, table_gfn, addr, lvl - 1, False, access, sptep)
+                child = self.kvm_mmu_get_page(vcpu, table_gfn, addr, lvl - 1, False,
+                                              self.fetch_page_access(gw, lvl), sptep)
                 if self.gpte_changed(vcpu, gw, lvl - 1):
                     return False  # the table changed under us: let the guest refault
                 self.link_shadow_page(sptep, child)
@@ -1053,6 +1201,8 @@ class ShadowMmu(Unsync):
     def mmu_pte_write_new_pte(self, vcpu, sp, sptep, gpte):
         if sp.role.level != PT_PAGE_TABLE_LEVEL:
             return  # a PDE write only zaps
+        if vcpu.kind == NONPAGING:
+            return  # vcpu->arch.mmu.update_pte is nonpaging_update_pte(): nothing
         self.update_pte(vcpu, sp, sptep, gpte)
 
     def update_pte(self, vcpu, sp, sptep, gpte):
@@ -1083,7 +1233,11 @@ class ShadowMmu(Unsync):
         return access
 
     def prefetch_invalid_gpte(self, vcpu, sp, sptep, gpte):
-        """Not present, reserved bits or A clear: drop the spte instead."""
+        """prefetch_invalid_gpte() (3.10.99's mmu.c): reserved bits, not present or
+        A clear: drop the spte instead and answer true.  FNAME(update_pte) then maps
+        nothing; FNAME(prefetch_gpte) of bd6360cc0a54 (3.8 on) returns false, which
+        ends FNAME(pte_prefetch)'s window (prefetch:stop-at-invalid-gpte-3.8; the
+        impl's 2010 loop skips such a slot, spec/prefetch.py)."""
         from .walk import reserved_mask, PAGING_32, PAGING_64, PAGING_PAE
 
         g = vcpu.guest
@@ -1134,7 +1288,7 @@ class ShadowMmu(Unsync):
         e = tlb.lookup(addr)
         if e is None:
             return None
-        wp = vcpu.kind == SHADOW or vcpu.guest.cr0_wp  # the host runs shadow guests with WP=1
+        wp = vcpu.kind != TDP or vcpu.guest.cr0_wp  # the host runs shadow guests with WP=1
         if not e.allows(write, user, fetch, wp) or (write and not e.dirty):
             tlb.invalidate(addr)
             return None
@@ -1167,21 +1321,45 @@ class ShadowMmu(Unsync):
                     f"vcpu {vcpu.id} wrote gfn {gfn:#x}, a guest page table KVM write-protects, "
                     f"through a writable TLB entry (no fault, no emulation)"))
 
+    def spte_write_audit(self, vcpu, gfn):
+        """What the host demands of a write the CPU completes through a writable
+        spte (the walk, not a TLB hit: tlb_hit_audit judges those): under
+        dirty logging the gfn is already marked dirty (every path that makes
+        an spte writable marks it: set_spte, fast_pf_fix_direct_spte), and
+        the gfn is no guest page table KVM write-protects."""
+        slot = self.host.gfn_to_memslot(gfn)
+        if slot is not None and slot.dirty_log and gfn not in slot.dirty_bitmap:
+            raise HostDemand("dirty log", (
+                f"vcpu {vcpu.id} wrote gfn {gfn:#x} through a writable spte while dirty logging "
+                f"is on, but the gfn is not marked dirty"))
+        if self.gfn_write_protected(gfn):
+            raise HostDemand("write protection", (
+                f"vcpu {vcpu.id} wrote gfn {gfn:#x}, a guest page table KVM write-protects, "
+                f"through a writable spte (no fault, no emulation)"))
+
     def gfn_write_protected(self, gfn):
         """Writes to `gfn` must trap: a valid indirect page that is not unsync
         shadows it (3.10: a sync page has no writable spte of its gfn)."""
         return any(not sp.unsync for sp in self.for_each_gfn_indirect_valid_sp(gfn))
 
     def shadow_access(self, vcpu, addr, write, user, fetch):
-        """(status, info, emulated), or None to retry."""
+        """(status, info, emulated), or None to retry.  The CPU runs on KVM's
+        tables; a fault goes to the vCPU's mmu.page_fault: FNAME(page_fault),
+        or nonpaging_page_fault() for a vCPU with paging off."""
         hit = self.hw_translate(vcpu, addr, write, user, fetch)
         if hit is not None:
             sptep, level, entry = hit
             gfn = self.spte_gfn(sptep, level, addr)
             self.host_touch(sptep, level, gfn)
+            if write:
+                self.spte_write_audit(vcpu, gfn)
             vcpu.tlb.fill(addr, entry)
             return OK, gfn, False
-        status, info = self.shadow_page_fault(vcpu, addr, write, user, fetch)
+        if vcpu.kind == NONPAGING:
+            status, info = self.nonpaging_page_fault(vcpu, addr, write,
+                                                     self.hw_error_code(vcpu, addr, write, user, fetch))
+        else:
+            status, info = self.shadow_page_fault(vcpu, addr, write, user, fetch)
         if status == "emulate":
             return OK, info, True
         if status == OK:
@@ -1230,6 +1408,8 @@ class ShadowMmu(Unsync):
                 sptep, level, entry = hit
                 got = self.spte_gfn(sptep, level, gfn << PAGE_SHIFT)
                 self.host_touch(sptep, level, got)
+                if write:
+                    self.spte_write_audit(vcpu, got)
                 self._tdp_leaf = entry
                 return OK, got, False
             r = self.tdp_page_fault(vcpu, gfn << PAGE_SHIFT, write)
@@ -1339,10 +1519,11 @@ class ShadowMmu(Unsync):
             self.kvm_mmu_slot_remove_write_access(slot)
 
     def kvm_mmu_slot_remove_write_access(self, slot):
-        """Write-protect every spte of the slot, at every level; then flush."""
+        """Write-protect every spte of the slot, at every level (pt_protect false:
+        SPTE_MMU_WRITEABLE stays, so fast_page_fault may restore W); then flush."""
         for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
             for head in list(slot.rmap[level].values()):
-                self.rmap.rmap_write_protect(head, level)
+                self.rmap.rmap_write_protect(head, level, pt_protect=False)
         self.kvm_flush_remote_tlbs("kvm_mmu_slot_remove_write_access")
 
     def kvm_vm_ioctl_get_dirty_log(self, slot_id):
@@ -1351,9 +1532,9 @@ class ShadowMmu(Unsync):
         slot = self.host.memslots[slot_id]
         dirty = sorted(slot.dirty_bitmap)
         slot.dirty_bitmap = set()
-        for gfn in dirty:
+        for gfn in dirty:  # kvm_mmu_write_protect_pt_masked(): level 1, pt_protect false
             self.rmap.rmap_write_protect(slot.rmap_head(gfn, PT_PAGE_TABLE_LEVEL),
-                                         PT_PAGE_TABLE_LEVEL)
+                                         PT_PAGE_TABLE_LEVEL, pt_protect=False)
         if dirty:
             self.kvm_flush_remote_tlbs("kvm_vm_ioctl_get_dirty_log")
         return dirty

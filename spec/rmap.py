@@ -24,6 +24,7 @@ from .consts import (
     PT_WRITABLE_MASK,
     PAGE_SHIFT,
     SPTE_HOST_WRITEABLE,
+    SPTE_MMU_WRITEABLE,
     spte_to_pfn,
 )
 from .errors import KvmBug
@@ -43,6 +44,36 @@ def is_writable_pte(spte):
 
 def is_large_pte(spte):
     return spte & PT_PAGE_SIZE_MASK != 0
+
+
+def spte_is_locklessly_modifiable(spte):
+    """spte_is_locklessly_modifiable() (3.10): both software bits set.
+
+    SPTE_HOST_WRITEABLE: the host page was writable when the spte was made
+    (set_spte's host_writable); SPTE_MMU_WRITEABLE: the MMU would let it be
+    writable (set with W by set_spte, kept when dirty logging write-protects
+    it, cleared when KVM write-protects the gfn for shadowing).  Such an spte
+    may get W back outside mmu_lock (fast_page_fault), and is updated with an
+    atomic swap (spte_has_volatile_bits) so such a W is never lost."""
+    both = SPTE_HOST_WRITEABLE | SPTE_MMU_WRITEABLE
+    return spte & both == both
+
+
+def spte_write_protect_acts(spte, pt_protect):
+    """spte_write_protect()'s first test (3.10): it changes the spte only if it is
+    writable, or, when `pt_protect` (write protection for shadowing), if it is
+    still locklessly modifiable (read-only but MMU-writable: fast_page_fault
+    could make it writable again)."""
+    return is_writable_pte(spte) or (pt_protect and spte_is_locklessly_modifiable(spte))
+
+
+def spte_write_protected(spte, pt_protect):
+    """The spte spte_write_protect() writes for a small spte: W cleared, and
+    SPTE_MMU_WRITEABLE cleared too when `pt_protect` (SPTE_HOST_WRITEABLE is
+    never touched)."""
+    if pt_protect:
+        spte &= ~SPTE_MMU_WRITEABLE
+    return spte & ~PT_WRITABLE_MASK
 
 
 def set_pte_rmapp_spte(spte, new_pfn, accessed_mask):
@@ -129,7 +160,11 @@ class RmapBase(PteListOps):
         right it took away, which obliges the caller to flush every vCPU.  3.10
         asks only whether W went; the model asks spte_rights_taken(), the same
         answer on every path 3.10 has.  An A or D bit it clears is reported to
-        the host (kvm_set_pfn_accessed / kvm_set_pfn_dirty)."""
+        the host (kvm_set_pfn_accessed / kvm_set_pfn_dirty).  3.10 swaps a
+        locklessly modifiable spte atomically (spte_has_volatile_bits), so
+        the old value it judges includes a W that fast_page_fault set
+        outside mmu_lock; the model runs one thing at a time, so the value
+        read here is that value."""
         old = self.mem.spte_read(sptep)
         self.mem.spte_write(sptep, new)
         if not is_shadow_present_pte(old):
@@ -211,8 +246,12 @@ class SpecRmap(RmapBase):
             desc = mem.desc(desc.more) if desc.more else None
         return 0
 
-    def rmap_write_protect(self, rmapp, level):
-        """__rmap_write_protect(): level 1 clears W; a large spte is dropped."""
+    def rmap_write_protect(self, rmapp, level, pt_protect=False):
+        """__rmap_write_protect(kvm, rmapp, pt_protect) with spte_write_protect():
+        level 1 clears W (and SPTE_MMU_WRITEABLE when `pt_protect`); a large
+        spte is dropped.  `pt_protect` is true for write protection for
+        shadowing (rmap_write_protect(kvm, gfn)), false for dirty logging
+        (kvm_mmu_slot_remove_write_access, kvm_mmu_write_protect_pt_masked)."""
         spte = 0
         write_protected = False
         walk = self.walk_bound("rmap_write_protect")
@@ -222,10 +261,10 @@ class SpecRmap(RmapBase):
             if not spte:
                 return write_protected
             val = self.check_present(spte, "rmap_write_protect")
-            if not is_writable_pte(val):
+            if not spte_write_protect_acts(val, pt_protect):
                 continue
             if level == PT_PAGE_TABLE_LEVEL:
-                write_protected |= self.mmu_spte_update(spte, val & ~PT_WRITABLE_MASK)
+                write_protected |= self.mmu_spte_update(spte, spte_write_protected(val, pt_protect))
             else:
                 if not is_large_pte(val):
                     raise KvmBug(f"rmap_write_protect: BUG_ON !large spte {spte:#x}")

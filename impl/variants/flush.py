@@ -27,7 +27,7 @@ variant cuts one of them:
 from impl.variants import Variant, register
 from spec.mmu import ShadowMmu as SpecShadowMmu
 from spec.rmap import RmapBase
-from spec.consts import KVM_HPAGE_GFN_SHIFT, PT_WRITABLE_MASK
+from spec.consts import KVM_HPAGE_GFN_SHIFT, PT_WRITABLE_MASK, SPTE_MMU_WRITEABLE
 
 CAUGHT_BY = ("dirty log", "write protection", "freed shadow page", "host page", "stale translation",
              "guest outcome", "guest memory", "auditor: write protect", "auditor: cache")
@@ -49,8 +49,8 @@ def _never_remote(old, new):
 def _update_without_w_flush(self, sptep, new):
     old = self.mem.spte_read(sptep)
     flush = RmapBase.mmu_spte_update(self.rmap, sptep, new)
-    if flush and (old ^ new) & ~PT_WRITABLE_MASK == 0:
-        return False  # only W went: "no flush needed"
+    if flush and (old ^ new) & ~(PT_WRITABLE_MASK | SPTE_MMU_WRITEABLE) == 0:
+        return False  # only W went (and the software bit that goes with it): "no flush needed"
     return flush
 
 
@@ -105,14 +105,16 @@ def _ranged(self, gfn, pages, reason):
         v.tlb.flush_gfns(gfn, pages)
 
 
-# Why the two historical range bugs are not must-catch here: in the model, as in
-# 3.10, every path that drops an spte with a ranged flush leaves the gfn mapped
-# by at least the faulting leaf (rmap_recycle's access retries and re-adds it),
-# so the next notifier or write protection of the gfn finds an spte and flushes
-# every TLB; and validate_direct_spte unlinks a child whose sptes stay in the
-# rmaps.  The kernel's own record agrees for 3cdf93746f9a ("no failure had been
-# reported").  1b2dc7360463's sharper path is FNAME(invlpg) of an unsync leaf,
-# which needs unsync shadow pages.
+# 1b2dc7360463 is caught through FNAME(invlpg) of an unsync leaf (the machine's
+# pattern retarget_unsync_then_reuse with invlpg): the leaf's spte maps G, the
+# range flushed starts at sp->gfn (the guest page table T), so another vCPU's
+# TLB entry of G survives; the guest then makes G a page table and
+# rmap_write_protect(G) finds no spte left to flush.  On the rmap_recycle path
+# alone it is not caught: the faulting leaf re-adds the gfn, so the next
+# write protection of it finds an spte and flushes every TLB.
+# 3cdf93746f9a stays not must-catch: validate_direct_spte unlinks a child whose
+# sptes stay in the rmaps, and the kernel's own record agrees ("no failure had
+# been reported").
 def _range_from_sp_gfn(self, sp, index, reason):
     # before 1b2dc7360463: the range starts at sp->gfn, the gfn of the shadow page
     # (for an indirect page, the guest page table it shadows), not at the spte's own
@@ -135,11 +137,11 @@ register(Variant(
 
 register(Variant(
     family="flush", name="ranged-sp-gfn", models="1b2dc7360463",
-    summary="the ranged flush from sp->gfn instead of the spte's own gfn (5.0-6.2): after "
-            "rmap_recycle of an indirect page's spte, the TLB entries of the gfn survive "
-            "(in 3.10's shape a later flush always covers them: see the note)",
+    summary="the ranged flush from sp->gfn instead of the spte's own gfn (5.0-6.2): "
+            "FNAME(invlpg) of an unsync leaf flushes the guest page table's gfn, and another "
+            "vCPU's TLB entry of the page the leaf mapped survives",
     replaces={**RANGED, "spte_flush_range": _range_from_sp_gfn},
-    must_catch=False, caught_by=CAUGHT_BY,
+    caught_by=CAUGHT_BY,
 ))
 
 register(Variant(
