@@ -17,13 +17,13 @@ exists so that `mmuspec diff --family flush` names the question and
 from impl.mmu import ShadowMmu as ImplShadowMmu
 
 from .families import Family
-from .mmu import MODES, MmuMachine, make_world
+from .mmu import MODES, SmpPatternMachine, make_world
 
 FAMILY = Family(
     name="flush",
     summary="the mmu family's VM with a TLB per vCPU: KVM's flush decisions (3.10) against what "
             "the guest allowed and what the host demands",
-    machine=MmuMachine,
+    machine=SmpPatternMachine,
     make_world=make_world,
     impl_base=ImplShadowMmu,
     modes=MODES,

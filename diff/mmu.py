@@ -832,6 +832,7 @@ def check_zap_complete(mmu, name, what, base, npages):
                     f"old range {base:#x}+{npages:#x}"))
 
 
+
 def make_world(impl_cls, mode):
     return MmuWorld(impl_cls, mode)
 
@@ -1648,3 +1649,20 @@ FAMILY = Family(
     variant_families=("gfn", "mmu"),
     also_runs=(("rmap", "rmap_class"),),  # --family mmu --variant rmap:X: X's Rmap in the VM
 )
+
+
+class SmpPatternMachine(MmuMachine):
+    """The mmu machine as the flush and unsync families run it: the patterns of
+    a guest's page-table life always on, and in half the examples a second
+    vCPU on the guest's root from the start (drawn), so the SMP patterns a
+    missing flush or sync needs (one vCPU's TLB outliving another's edit)
+    are reachable from the first steps rather than after a vCPU rule ran."""
+
+    def draw_swarm(self, data):
+        return super().draw_swarm(data) | {"patterns"}
+
+    @initialize(data=st.data())
+    def setup(self, data):
+        super().setup(data)
+        if data.draw(st.booleans(), label="a second vCPU on the root from the start"):
+            self.vcpu_create(self.vmode, 0)

@@ -17,13 +17,13 @@ runs the shadow modes.
 from impl.mmu import ShadowMmu as ImplShadowMmu
 
 from .families import Family
-from .mmu import MmuMachine, make_world
+from .mmu import SmpPatternMachine, make_world
 
 FAMILY = Family(
     name="unsync",
     summary="the mmu family's VM under shadow paging with 3.10's unsync pages: stale "
             "translations only until the guest's invalidation, the sync paths, write protection",
-    machine=MmuMachine,
+    machine=SmpPatternMachine,
     make_world=make_world,
     impl_base=ImplShadowMmu,
     modes=("mixed", "shadow64", "shadow32", "shadowpae"),
