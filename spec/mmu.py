@@ -305,8 +305,13 @@ class ShadowMmu(Unsync):
             return False
         done = False
         for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
-            done |= self.rmap.rmap_write_protect(slot.rmap_head(gfn, level), level, pt_protect=True)
+            done |= self.rmap.rmap_write_protect(slot.rmap_head(gfn, level), level,
+                                                 pt_protect=self.shadowing_pt_protect)
         return done
+
+    # rmap_write_protect(kvm, gfn)'s pt_protect: true in 3.10 (a form may differ:
+    # fastpf:wp-keeps-mmu-writable)
+    shadowing_pt_protect = True
 
     # -- kvm_mmu_get_page -------------------------------------------------------
     def base_role(self, vcpu):
@@ -1311,31 +1316,23 @@ class ShadowMmu(Unsync):
                 f"vcpu {vcpu.id} used a TLB entry for gfn {gfn:#x} cached through shadow page "
                 f"{freed[0]:#x}, which has been freed"))
         if write:
-            slot = self.host.gfn_to_memslot(gfn)
-            if slot is not None and slot.dirty_log and gfn not in slot.dirty_bitmap:
-                raise HostDemand("dirty log", (
-                    f"vcpu {vcpu.id} wrote gfn {gfn:#x} through a writable TLB entry while dirty "
-                    f"logging is on, but the gfn is not marked dirty"))
-            if self.gfn_write_protected(gfn):
-                raise HostDemand("write protection", (
-                    f"vcpu {vcpu.id} wrote gfn {gfn:#x}, a guest page table KVM write-protects, "
-                    f"through a writable TLB entry (no fault, no emulation)"))
+            self.spte_write_audit(vcpu, gfn, "TLB entry")
 
-    def spte_write_audit(self, vcpu, gfn):
+    def spte_write_audit(self, vcpu, gfn, through="spte"):
         """What the host demands of a write the CPU completes through a writable
-        spte (the walk, not a TLB hit: tlb_hit_audit judges those): under
-        dirty logging the gfn is already marked dirty (every path that makes
-        an spte writable marks it: set_spte, fast_pf_fix_direct_spte), and
-        the gfn is no guest page table KVM write-protects."""
+        spte, or a TLB entry cached from one (tlb_hit_audit): under dirty
+        logging the gfn is already marked dirty (every path that makes an
+        spte writable marks it: set_spte, fast_pf_fix_direct_spte), and the
+        gfn is no guest page table KVM write-protects."""
         slot = self.host.gfn_to_memslot(gfn)
         if slot is not None and slot.dirty_log and gfn not in slot.dirty_bitmap:
             raise HostDemand("dirty log", (
-                f"vcpu {vcpu.id} wrote gfn {gfn:#x} through a writable spte while dirty logging "
-                f"is on, but the gfn is not marked dirty"))
+                f"vcpu {vcpu.id} wrote gfn {gfn:#x} through a writable {through} while dirty "
+                f"logging is on, but the gfn is not marked dirty"))
         if self.gfn_write_protected(gfn):
             raise HostDemand("write protection", (
                 f"vcpu {vcpu.id} wrote gfn {gfn:#x}, a guest page table KVM write-protects, "
-                f"through a writable spte (no fault, no emulation)"))
+                f"through a writable {through} (no fault, no emulation)"))
 
     def gfn_write_protected(self, gfn):
         """Writes to `gfn` must trap: a valid indirect page that is not unsync

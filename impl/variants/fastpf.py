@@ -29,8 +29,7 @@ draws; the first runs under TDP too.
 """
 
 from impl.variants import Variant, register
-from spec.consts import PT_PAGE_TABLE_LEVEL, PT_WRITABLE_MASK, SPTE_HOST_WRITEABLE
-from spec.kvm_host import KVM_NR_PAGE_SIZES
+from spec.consts import PT_WRITABLE_MASK, SPTE_HOST_WRITEABLE
 
 # The oracle each is made for: "dirty log" (a write completes to a gfn not marked
 # dirty while dirty logging is on), "write protection" (a store reaches a guest page
@@ -54,16 +53,6 @@ def _host_writeable_only(spte):
     return bool(spte & SPTE_HOST_WRITEABLE)
 
 
-def _rmap_write_protect_keeps_mmu_writable(self, gfn):
-    # rmap_write_protect(kvm, gfn) with pt_protect false: W goes, SPTE_MMU_WRITEABLE stays
-    slot = self.host.gfn_to_memslot(gfn)
-    if slot is None:
-        return False
-    done = False
-    for level in range(PT_PAGE_TABLE_LEVEL, KVM_NR_PAGE_SIZES + 1):
-        done |= self.rmap.rmap_write_protect(slot.rmap_head(gfn, level), level, pt_protect=False)
-    return done
-
 
 register(Variant(
     family="fastpf", name="sp-gfn-dirty", models="plausible",
@@ -86,6 +75,6 @@ register(Variant(
     summary="rmap_write_protect(kvm, gfn) for shadowing passes pt_protect false: the direct "
             "spte of a new guest page table keeps SPTE_MMU_WRITEABLE and the fast path makes "
             "it writable again",
-    replaces={"rmap_write_protect": _rmap_write_protect_keeps_mmu_writable},
+    replaces={"shadowing_pt_protect": False},
     caught_by=WRITE_PROTECTION,
 ))
