@@ -121,6 +121,8 @@ def build_parser():
     sp.add_argument("--budget", type=_positive_float,
                     help="coverage bench only: seconds of each family's plain campaign under coverage "
                          "(default 10)")
+    sp.add_argument("--workers", type=_int_at_least(1),
+                    help="tester bench only: hunts run in this many processes at once (default 1)")
 
     sp = sub.add_parser("replay", help="rerun a saved counterexample")
     common(sp)
@@ -411,6 +413,8 @@ def cmd_bench(args, out):
         raise UsageError(f"no bench {args.family!r} (known: {', '.join(bench.BENCHES)})")
     if args.budget is not None and args.family != "coverage":
         raise UsageError(f"--budget is for the coverage bench, not bench {args.family}")
+    if args.workers is not None and args.family != "tester":
+        raise UsageError(f"--workers is for the tester bench, not bench {args.family}")
     if args.family == "coverage":
         if args.variant:
             raise UsageError("--variant runs on the rmap bench, not the coverage bench")
@@ -425,7 +429,7 @@ def cmd_bench(args, out):
                              f"bench {args.family} with {var.qualname}")
         report = bench.bench_rmap(families.for_variant(var).impl_class(var), var.qualname)
     else:
-        report = bench.BENCHES[args.family]()
+        report = bench.BENCHES[args.family](**({"workers": args.workers} if args.workers else {}))
     out.write((json.dumps(report, indent=1) if args.json else bench.render(report)) + "\n")
     return OK
 
