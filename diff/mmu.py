@@ -916,6 +916,10 @@ class MmuMachine(DiffMachine):
         # correct guest kernel does; a careless one leaves stale translations
         # that the architecture lets the TLBs keep using.
         self.careful = data.draw(st.booleans(), label="careful guest")
+        # How a careful guest drops a leaf it changed: INVLPG of the address
+        # (Linux's flush_tlb_one), or a CR3 reload (a full flush, as Linux does
+        # past a threshold of pages): the second is what kvm_mmu_sync_roots serves.
+        self.leaf_by_cr3 = data.draw(st.booleans(), label="careful guest flushes leaves by CR3")
         self.emit(["vm_setup", setup])
         host_level = data.draw(st.sampled_from([1, 2]))
         self.emit(["memslot_create", {"slot": 0, "base_gfn": 0, "npages": 0x400, "readonly": False,
@@ -1109,15 +1113,16 @@ class MmuMachine(DiffMachine):
 
     def invalidate_after_edit(self, gva, leaf, was):
         """A careful guest's invalidation after changing a present entry (`was`,
-        the old value) that maps `gva`: INVLPG on every vCPU for a leaf, a CR3
-        reload on every vCPU otherwise.  A new entry (the old one not present)
-        needs none (SDM 4.10.4.3), and a guest kernel makes none."""
+        the old value) that maps `gva`: INVLPG on every vCPU for a leaf (or a
+        CR3 reload, for a guest that flushes leaves that way: leaf_by_cr3), a
+        CR3 reload on every vCPU otherwise.  A new entry (the old one not
+        present) needs none (SDM 4.10.4.3), and a guest kernel makes none."""
         if not self.careful or not was & PT_PRESENT_MASK:
             return
         for v in self.vcpus:
             if v in self.nonpaging:
                 continue  # paging off: the guest's tables translate nothing for it
-            if leaf:
+            if leaf and not self.leaf_by_cr3:
                 self.emit(["invlpg", {"vcpu": v, "addr": gva}])
             else:
                 self.emit(["set_cr3", {"vcpu": v, "cr3": self.world.oracle.cpus[v].cr3}])

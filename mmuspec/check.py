@@ -21,8 +21,10 @@ ZOO_SHARE = 0.55             # of the worker time left after the proofs: the var
 
 
 def variant_budget(wall, slots, n_variants):
-    """check: each variant's search budget, ZOO_SHARE of `wall` seconds on `slots` workers."""
-    return ZOO_SHARE * max(wall, 1.0) * slots / max(n_variants, 1)
+    """check: each variant's search budget: ZOO_SHARE of `wall` seconds on `slots`
+    workers holds its search and its shrinking (capped at the search budget:
+    _Zoo), so half of it is search."""
+    return ZOO_SHARE * max(wall, 1.0) * slots / max(n_variants, 1) / 2
 
 
 def plain_chunk_budget(remaining, n_families):

@@ -132,7 +132,7 @@ def build_parser():
     g.add_argument("--impl", action="store_true", help="replay against the plain impl")
 
     sp = sub.add_parser("check", help="the main job: proofs, plain campaigns, every variant")
-    common(sp, budget=180.0)
+    common(sp, budget=600.0)
     sp.add_argument("--steps", type=_int_at_least(1), default=campaign.DEFAULT_STEPS)
     sp.add_argument("--save", metavar="DIR",
                     help="write counterexamples (plain impl and zoo) here (default OUT/counterexamples)")

@@ -43,13 +43,18 @@ class _Zoo:
     modes first (a hunt runs at least a round per mode, so theirs are the
     longest), so that the short ones fill the end; entries() are by name."""
 
-    def __init__(self, variants, seed, budget, steps, save_dir):
+    def __init__(self, variants, seed, budget, steps, save_dir, shrink_seconds=None):
         runs_on = {v.qualname: families.for_variant(v) for v in variants}
         self.variants = sorted(variants, key=lambda v: (-len(runs_on[v.qualname].modes), v.qualname))
         self.budget = budget
         self.save_dir = save_dir
+        # A failure's shrinking is capped at the variant's search budget (at least
+        # 1 s), so a zoo of n variants takes at most about twice its search time.
+        shrink = shrink_seconds if shrink_seconds is not None else \
+            min(campaign.DEFAULT_SHRINK_SECONDS, max(1.0, budget))
         self.jobs = [jobs.Job(runs_on[v.qualname].name, v.qualname, seed=seed, budget=budget,
-                              steps=steps, kind="hunt") for v in self.variants]
+                              steps=steps, kind="hunt", shrink_seconds=shrink)
+                     for v in self.variants]
         self.results = {}  # index in self.jobs -> CampaignResult
         self.saved = {}
         self.unsaved = {}  # index -> why its counterexample could not be saved
@@ -153,9 +158,9 @@ def _run_zoo(runner, zoo, database, out_dir, log):
 def run(args, out):
     """Every variant (or a family's) hunted in parallel: caught or not, by which oracle, how fast.
 
-    --budget is the command's search seconds, shared out: each variant gets
-    budget * workers / variants (split over its family's modes); shrinking a
-    failure comes on top.  A must-catch variant missed is a failure of the
+    --budget is the command's seconds, shared out: each variant gets
+    budget * workers / variants / 2 of search (split over its family's
+    modes), and as much again at most for shrinking a failure.  A must-catch variant missed is a failure of the
     tester (exit 1), or inconclusive (exit 3) when each variant had less than
     MIN_VARIANT_SECONDS.
     """
@@ -168,7 +173,7 @@ def run(args, out):
     log = _logger(args.json)
     in_process = not args.scheduler and (len(vs) == 1 or args.workers == 1)
     with jobs.Runner(args.scheduler, args.workers, in_process=in_process) as runner:
-        per = args.budget * min(runner.slots, len(vs)) / len(vs)
+        per = args.budget * min(runner.slots, len(vs)) / len(vs) / 2
         zoo = _Zoo(vs, args.seed, per, args.steps, save_dir)
         log(f"mmuspec zoo: {len(vs)} variants, {per:.1f}s of search each, {_where(runner, args)}; "
             f"example database {database or 'none'}; output {out_dir}")

@@ -289,7 +289,7 @@ def test_zoo_command_on_the_cluster(cluster, tmp_path, capsys, monkeypatch):
     cluster.ensure_workers(2)
     monkeypatch.setattr(zoo, "_zoo_variants", lambda family=None: [variants.get(n) for n in ZOO_PICK])
     out = tmp_path / "zoo"
-    code = cli.main(["zoo", "--family", "walk", "--scheduler", cluster.address, "--budget", "4",
+    code = cli.main(["zoo", "--family", "walk", "--scheduler", cluster.address, "--budget", "8",
                      "--steps", "60", "--no-database", "--out", str(out)])
     text = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
@@ -324,7 +324,7 @@ def test_check_on_the_cluster(cluster, shared_db, tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(check, "_zoo_variants", lambda family=None: [
         variants.get("rmap:next-after-drop"), variants.get("walk:d-on-read")])
     out = tmp_path / "check"
-    code = cli.main(["check", "--scheduler", cluster.address, "--budget", "18", "--database", shared_db,
+    code = cli.main(["check", "--scheduler", cluster.address, "--budget", "30", "--database", shared_db,
                      "--out", str(out), "--no-report", "--json"])
     summary = json.loads(capsys.readouterr().out)
     assert summary == json.loads((out / "summary.json").read_text()) and summary["report"] is None
