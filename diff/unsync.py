@@ -26,6 +26,6 @@ FAMILY = Family(
     machine=SmpPatternMachine,
     make_world=make_world,
     impl_base=ImplShadowMmu,
-    modes=("mixed", "shadow64", "shadow32", "shadowpae"),
+    modes=("shadow64", "mixed", "shadow32", "shadowpae"),
     variant_families=("unsync",),
 )
