@@ -1041,16 +1041,10 @@ def make_world(impl_cls, mode=MODE):
 
 
 # -- the state machine ----------------------------------------------------------------
-class LiveMachine(MmuMachine):
-    """The mmu family's machine, every op rewritten for the live side (rewrite())."""
-
-    shootdowns = True   # the deterministic default (diff/live_relaxed.py goes without)
-
-    @initialize(data=st.data())
-    def setup(self, data):
-        super().setup(data)
-        self.table_at[ROOTS[1]] = (4, 0)   # the second root: the guest edits it like the first
-        self.roots = list(ROOTS)
+class LiveRewriting:
+    """What a live machine adds to its family's machine: every op goes through
+    rewrite() ([op], changed, with ops before it, or [] when left out: drop()
+    counts why), and the world's VM is closed when the example ends."""
 
     def emit(self, op):
         for o in self.rewrite(op):
@@ -1065,6 +1059,18 @@ class LiveMachine(MmuMachine):
     def drop(self, why):
         self.world.live[f"ops left out by the live machine: {why}"] += 1
         return []
+
+
+class LiveMachine(LiveRewriting, MmuMachine):
+    """The mmu family's machine, every op rewritten for the live side (rewrite())."""
+
+    shootdowns = True   # the deterministic default (diff/live_relaxed.py goes without)
+
+    @initialize(data=st.data())
+    def setup(self, data):
+        super().setup(data)
+        self.table_at[ROOTS[1]] = (4, 0)   # the second root: the guest edits it like the first
+        self.roots = list(ROOTS)
 
     def predict(self, vcpu, addr, kind, user):
         """The oracle's walk of `addr`, with no effect (A/D writes dropped)."""

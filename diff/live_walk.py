@@ -337,26 +337,12 @@ def make_world(impl_cls, mode=MODE):
     return LiveWalkWorld(impl_cls, mode)
 
 
-class LiveWalkMachine(WalkMachine):
+class LiveWalkMachine(L.LiveRewriting, WalkMachine):
     """The walk family's machine, its ops rewritten for the live side."""
 
     @initialize(data=st.data())
     def setup(self, data):
         super().setup(data)
-
-    def emit(self, op):
-        for o in self.rewrite(op):
-            super().emit(o)
-
-    def teardown(self):
-        try:
-            super().teardown()
-        finally:
-            self.world.close()
-
-    def drop(self, why):
-        self.world.live[f"ops left out by the live machine: {why}"] += 1
-        return []
 
     def rewrite(self, op):
         name, a = op
