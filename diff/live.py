@@ -97,7 +97,6 @@ proved.
 
 import atexit
 import concurrent.futures
-import copy
 import os
 import struct
 import threading
@@ -461,20 +460,6 @@ def runs_unintercepted(data, ip):
     oc = ins.op_code()
     return not (oc.must_be_cpl0 or oc.may_require_cpl0 or ins.is_privileged or oc.is_input_output
                 or ins.flow_control == FlowControl.INTERRUPT)
-
-
-class _NoWrites:
-    """A guest memory view whose writes are dropped: a walk that predicts, with no effect."""
-
-    def __init__(self, mem):
-        self._mem = mem
-        self.log = []
-
-    def read(self, gpa, size):
-        return self._mem.read(gpa, size)
-
-    def write(self, gpa, size, value, who):
-        pass
 
 
 def model_bytes(mem, gpa, size):
@@ -893,10 +878,8 @@ class LiveWorld(MmuWorld):
     def _note_walk(self, vcpu, la, kind, user, want):
         """Compare, after this access, the pages of its walk (every table it read)
         and of its data."""
-        cpu = self.oracle.cpus[vcpu]
-        view = copy.copy(cpu)
-        view.mem = _NoWrites(cpu.mem)
-        self._extra_pages |= {e.gpa >> PAGE_SHIFT for e in view.walk(la, kind, user).path
+        self._extra_pages |= {e.gpa >> PAGE_SHIFT
+                              for e in self.oracle.cpus[vcpu].predict(la, kind, user).path
                               if e.gpa is not None}
         if want[0] == OK:
             self._extra_pages.add(want[1])
@@ -1074,10 +1057,7 @@ class LiveMachine(LiveRewriting, MmuMachine):
 
     def predict(self, vcpu, addr, kind, user):
         """The oracle's walk of `addr`, with no effect (A/D writes dropped)."""
-        cpu = self.world.oracle.cpus[vcpu]
-        view = copy.copy(cpu)
-        view.mem = _NoWrites(cpu.mem)
-        return view.walk(addr, kind, user)
+        return self.world.oracle.cpus[vcpu].predict(addr, kind, user)
 
     def rewrite(self, op):
         """The ops to emit for `op` on the live family: [op] as it is, changed, with

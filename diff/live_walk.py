@@ -37,7 +37,6 @@ CR3, and accesses whose walk reads a window or agent entry.
 What a clean campaign means is tested (sampled on this host's kernel).
 """
 
-import copy
 import time
 from collections import Counter
 
@@ -376,9 +375,7 @@ class LiveWalkMachine(L.LiveRewriting, WalkMachine):
             # findings/live-user-pml4-slot-256.json (diff/live.py)
             return self.drop("a user access in PML4 slot 256 (finding live-user-pml4-slot-256)")
         cpu = w.spec.cpu
-        view = copy.copy(cpu)
-        view.mem = L._NoWrites(cpu.mem)
-        res = view.walk(la, kind, user)
+        res = cpu.predict(la, kind, user)
         if any(e.gpa in RESERVED_ENTRY_GPAS for e in res.path if e.gpa is not None) or \
                 L.touches(res, L.AGENT_GFNS) or L.touches(res, WINDOW_GFNS):
             return self.drop("an access whose walk uses the window's or the agent's entries")

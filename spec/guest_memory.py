@@ -96,3 +96,18 @@ class GuestMemory:
         return isinstance(other, GuestMemory) and self.words == other.words
 
     __hash__ = None
+
+
+class ReadOnlyView:
+    """A guest memory view whose writes are dropped: a walk made through it
+    (the auditor's, a prediction of what a walk would do) has no effect."""
+
+    def __init__(self, mem):
+        self._mem = mem
+        self.log = []
+
+    def read(self, gpa, size):
+        return self._mem.read(gpa, size)
+
+    def write(self, gpa, size, value, who):
+        pass

@@ -49,23 +49,10 @@ from .consts import (
     PT_WRITABLE_MASK, spte_to_pfn,
 )
 from .errors import KvmBug
+from .guest_memory import ReadOnlyView
 from .kvm_host import KvmMemorySlot
 
 LIMIT = 1  # violations to report per rule
-
-
-class _ReadOnlyMemory:
-    """A guest memory view whose writes are dropped: the auditor's walks have no effect."""
-
-    def __init__(self, mem):
-        self._mem = mem
-        self.log = []
-
-    def read(self, gpa, size):
-        return self._mem.read(gpa, size)
-
-    def write(self, gpa, size, value, who):
-        pass
 
 
 def _present(mmu):
@@ -355,7 +342,7 @@ def probe_cpu(guest):
 
     mode = PAGING_64 if guest.efer_lma else PAGING_PAE if guest.cr4_pae else PAGING_32
     cpu = ArchCpu.__new__(ArchCpu)
-    cpu.mem = _ReadOnlyMemory(guest.mem)
+    cpu.mem = ReadOnlyView(guest.mem)
     cpu.maxphyaddr = guest.maxphyaddr
     cpu.cr0_wp, cpu.cr4_pse, cpu.efer_nx = guest.cr0_wp, guest.cr4_pse, guest.efer_nx
     cpu.cr4_pae, cpu.efer_lma = mode != PAGING_32, mode == PAGING_64

@@ -49,6 +49,7 @@ Modelling choices, stated once:
 - No SMEP, SMAP, protection keys or CR0.PG=0: paging is on.
 """
 
+import copy
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -61,7 +62,7 @@ from .consts import (
     PT64_VADDR_BITS, PT_ACCESSED_MASK, PT_DIRTY_MASK, PT_PAGE_SIZE_MASK, PT_PRESENT_MASK,
     PT_GLOBAL_MASK, PT_USER_MASK, PT_WRITABLE_MASK, rsvd_bits,
 )
-from .guest_memory import WALKER
+from .guest_memory import WALKER, ReadOnlyView
 
 PAGING_32, PAGING_PAE, PAGING_64 = "32", "pae", "64"
 PAGING_MODES = (PAGING_32, PAGING_PAE, PAGING_64)
@@ -331,6 +332,12 @@ class ArchCpu:
         return None
 
     # -- the walk -----------------------------------------------------------
+    def predict(self, addr, kind, user):
+        """walk() with no effect: the same translation, its A/D writes dropped."""
+        view = copy.copy(self)
+        view.mem = ReadOnlyView(self.mem)
+        return view.walk(addr, kind, user)
+
     def walk(self, addr, kind, user):
         """Translate linear address `addr` for a `kind` access (user or supervisor)."""
         if kind not in ACCESS_KINDS:
