@@ -356,16 +356,19 @@ def check_entries(entries=None, root=ROOT):
     """Each entry's problem against the current source: [{entry, problem}] for the
     stale and ambiguous ones (an entry whose file is gone is stale)."""
     entries = load_entries() if entries is None else entries
-    out = []
+    return [{"entry": e.key(), "problem": problem}
+            for e, _, problem in _matched(entries, root) if problem]
+
+
+def _matched(entries, root):
+    """(entry, its arcs, its problem or None) for each entry, against the source."""
     for e in entries:
         f = _File.get(e.file, root) if _in_scope(e.file) else None
         if f is None:
-            out.append({"entry": e.key(), "problem": f"stale: no measured file {e.file}"})
+            yield e, None, f"stale: no measured file {e.file}"
             continue
-        _, problem = _match(e, f)
-        if problem:
-            out.append({"entry": e.key(), "problem": problem})
-    return out
+        arcs, problem = _match(e, f)
+        yield e, arcs, problem
 
 
 def analyze(data, family=None, scope=None, entries=None, root=ROOT):
@@ -385,12 +388,7 @@ def analyze(data, family=None, scope=None, entries=None, root=ROOT):
     if scope is None:
         scope = sorted(measured) if family is not None else source_files(root)
     unreach, problems = {}, []
-    for e in entries:
-        f = _File.get(e.file, root) if _in_scope(e.file) else None
-        if f is None:
-            problems.append({"entry": e.key(), "problem": f"stale: no measured file {e.file}"})
-            continue
-        arcs, problem = _match(e, f)
+    for e, arcs, problem in _matched(entries, root):
         if problem:
             problems.append({"entry": e.key(), "problem": problem})
         elif e.applies_to(family):
