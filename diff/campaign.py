@@ -24,6 +24,14 @@ from . import exampledb, families, watchdog
 from .core import BadOp, Discrepancy, minimize_ops, replay_ops
 
 EXAMPLES_PER_ROUND = 25
+FIRST_ROUND_EXAMPLES = 3  # round r runs min(EXAMPLES_PER_ROUND, FIRST_ROUND_EXAMPLES * 2**r) per mode
+
+
+def round_examples(rnd, first=FIRST_ROUND_EXAMPLES):
+    """Examples per mode in round `rnd`: the rounds double from `first` up to
+    EXAMPLES_PER_ROUND.  A form wrong in one mode only is met after a few
+    examples of each mode instead of a full round of every mode before it."""
+    return min(EXAMPLES_PER_ROUND, first << min(rnd, 8))
 DEFAULT_STEPS = 100
 DEFAULT_SHRINK_SECONDS = 10.0
 
@@ -122,13 +130,15 @@ def _run_round(machine, examples, steps, db, key):
 
 def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS, mode=None,
                  progress=None, min_examples=EXAMPLES_PER_ROUND, shrink_seconds=DEFAULT_SHRINK_SECONDS,
-                 database=None, example_seconds=watchdog.DEFAULT_EXAMPLE_SECONDS):
+                 database=None, example_seconds=watchdog.DEFAULT_EXAMPLE_SECONDS,
+                 first_round=FIRST_ROUND_EXAMPLES):
     """Differential campaign; returns a CampaignResult.
 
     `family` and `variant` are names (`variant` as family:name or None for the
     plain impl).  With `mode` None the campaign covers every mode of the
-    family, round-robin: one round of EXAMPLES_PER_ROUND examples in each
-    mode (round r uses seed + r), then the next round in each, until the
+    family, round-robin: one round of round_examples(r) examples in each
+    mode (round r uses seed + r; the rounds double from `first_round`
+    examples to EXAMPLES_PER_ROUND), then the next round in each, until the
     budget is spent and every mode had at least one round, or a round fails
     (a form can be wrong, or a path reachable, in one mode only).  With a
     mode, only that mode.  `per_mode` in the record gives each mode's
@@ -178,8 +188,8 @@ def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS,
     with watchdog.watching(example_seconds):
         while True:
             for m in modes:
-                if _one_round(fam, var, m, seed + rnd, steps, db, keys[m], db_errors, database,
-                              stats, res, start):
+                if _one_round(fam, var, m, seed + rnd, round_examples(rnd, first_round), steps, db, keys[m],
+                              db_errors, database, stats, res, start):
                     res.stored_failures = stored[m]
                     return res
                 if progress:
@@ -190,13 +200,13 @@ def run_campaign(family, variant=None, seed=0, budget=30.0, steps=DEFAULT_STEPS,
             rnd += 1
 
 
-def _one_round(fam, var, mode, seed, steps, db, key, db_errors, database, stats, res, start):
-    """One round of EXAMPLES_PER_ROUND examples in `mode`, its counts added to `res`.
+def _one_round(fam, var, mode, seed, examples, steps, db, key, db_errors, database, stats, res, start):
+    """One round of `examples` examples in `mode`, its counts added to `res`.
     True when it failed (`res` is then the failure, shrunk and replayed)."""
     machine = fam.machine_for(var, mode, seed=seed, stats=stats)
     before = (stats["runs"], stats["steps"], time.monotonic())
     try:
-        _run_round(machine, EXAMPLES_PER_ROUND, steps, db, key)
+        _run_round(machine, examples, steps, db, key)
     except db_errors as e:  # the database failed, not the code under test
         raise exampledb.DatabaseError(
             f"example database {database}: {str(e).splitlines()[0]}") from None
@@ -261,8 +271,9 @@ def _record_failure(fam, var, mode, machine, stats, res, start, runs_before, exc
 def hunt_variant(family, variant, seed=0, budget=30.0, steps=DEFAULT_STEPS, progress=None,
                  database=None, shrink_seconds=DEFAULT_SHRINK_SECONDS):
     """Hunt a variant in every mode of its family, round-robin (run_campaign
-    with no mode): one round of EXAMPLES_PER_ROUND examples in each mode,
-    then the next round in each, until one catches it or the budget is spent
+    with no mode): one round in each mode (the rounds double from
+    FIRST_ROUND_EXAMPLES examples to EXAMPLES_PER_ROUND), then the next
+    round in each, until one catches it or the budget is spent
     (every mode gets at least one round).  Returns the failing result, its
     time to failure counted from the start of the hunt, or one clean record
     summing every round.  A form can be wrong in one mode only (e.g. a gfn

@@ -17,7 +17,8 @@ def one_round(family, variant=None, mode=None, steps=campaign.DEFAULT_STEPS, see
     each of the family's modes when `mode` is None; `examples`: rounds until at
     least that many examples ran (tested: sampled)."""
     return campaign.run_campaign(family, variant, seed=seed, budget=0, steps=steps, mode=mode,
-                                 min_examples=examples or campaign.EXAMPLES_PER_ROUND)
+                                 min_examples=examples or campaign.EXAMPLES_PER_ROUND,
+                                 first_round=campaign.EXAMPLES_PER_ROUND)
 
 
 def quick_shrink(monkeypatch, seconds=0.5):
