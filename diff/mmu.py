@@ -1652,7 +1652,7 @@ FAMILY = Family(
     make_world=make_world,
     impl_base=ImplShadowMmu,
     modes=MODES,
-    variant_families=("gfn", "mmu"),
+    variant_families=("mmu",),  # gfn:* run on diff/gfn.py's family: the same machine, TDP first
     also_runs=(("rmap", "rmap_class"),),  # --family mmu --variant rmap:X: X's Rmap in the VM
 )
 
