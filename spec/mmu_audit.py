@@ -279,9 +279,37 @@ def _canonical(addr):
     return addr | (0xFFFF << 48) if addr & (1 << 47) else addr
 
 
-def audit_cache(mmu, probe_cpu_of, present):
-    from .walk import READ
+# Entries kept per MMU by _memo_walk before the memo starts again.
+WALK_MEMO_ENTRIES = 1 << 14
 
+
+def _memo_walk(mmu, cpu, va):
+    """cpu.walk(va, READ, supervisor) on the auditor's read-only view, memoized
+    across audits of `mmu`: a walk is a function of the CPU's control state
+    (mode, CR3, the PDPTE registers, CR0.WP, CR4.PSE, EFER.NX, MAXPHYADDR, the
+    reserved-bit rule, GBPAGES), the address and the guest entries it read.
+    A remembered result is used only if every entry on its path still holds
+    the value the walk read (re-read now), so it is the walk's own answer;
+    the audit of a step where few tables changed costs a few reads per leaf
+    instead of a walk.  The memo lives on the MMU and is dropped when large."""
+    from .walk import PAGING_32, READ
+
+    mode = cpu.mode
+    key = (id(getattr(cpu.mem, "_mem", cpu.mem)), mode, cpu.cr3, cpu.pdptes, cpu.cr0_wp, cpu.cr4_pse, cpu.efer_nx,
+           cpu.maxphyaddr, cpu.rsvd_rule, cpu.gbpages, va)
+    memo = mmu.__dict__.get("_audit_walk_memo")
+    if memo is None or len(memo) > WALK_MEMO_ENTRIES:
+        memo = mmu.__dict__["_audit_walk_memo"] = {}
+    res = memo.get(key)
+    width = 4 if mode == PAGING_32 else 8
+    read = cpu.mem.read
+    if res is not None and all(e.gpa is None or read(e.gpa, width) == e.value for e in res.path):
+        return res
+    res = memo[key] = cpu.walk(va, READ, False)
+    return res
+
+
+def audit_cache(mmu, probe_cpu_of, present):
     for vcpu in mmu.vcpus.values():
         if vcpu.root is None and not vcpu.pae_root:
             continue
@@ -295,7 +323,7 @@ def audit_cache(mmu, probe_cpu_of, present):
             if mmu.page_header(sptep).unsync:
                 continue  # may cache an older guest pte until an invalidation syncs it
             va = _canonical(addr) if vcpu.root is not None else addr
-            res = cpu.walk(va, READ, False)
+            res = _memo_walk(mmu, cpu, va)
             where = f"vcpu {vcpu.id} address {va:#x}: spte {sptep:#x} = {spte:#x} at level {lvl}"
             if not res.ok:
                 return [f"auditor: cache: {where}, but the guest walk faults (error {res.fault:#x})"]

@@ -214,3 +214,37 @@ def test_the_auditors_probe_keeps_the_guests_cpuid():
     mem.write(0x11008, 8, 0x40000087, "guest")
     guest = ArchCpu(mem, 48, PAGING_64, cr3=0x10000, gbpages=False)
     assert probe_cpu(guest).walk(0x40000000, READ, False).fault == PFERR_RSVD_MASK | PFERR_PRESENT_MASK
+
+
+def test_the_auditors_walk_memo_answers_as_a_fresh_walk_after_each_table_edit():
+    """spec/mmu_audit._memo_walk: a remembered walk is used only while every entry
+    on its path holds what was read; after an edit of any entry (the leaf, a
+    table above it, a CR3 change) it answers what a fresh walk answers."""
+    from types import SimpleNamespace
+
+    from spec.guest_memory import GuestMemory
+    from spec.mmu_audit import _memo_walk, probe_cpu
+    from spec.walk import PAGING_64, READ, ArchCpu
+
+    mem = GuestMemory()
+    for gpa, val in ((0x10000, 0x11007), (0x11000, 0x12007), (0x12000, 0x13007), (0x13008, 0x55007)):
+        mem.write(gpa, 8, val, "guest")
+    guest = ArchCpu(mem, 48, PAGING_64, cr3=0x10000)
+    mmu = SimpleNamespace()
+
+    def both(va=0x1000):
+        cpu = probe_cpu(guest)
+        got, fresh = _memo_walk(mmu, cpu, va), cpu.walk(va, READ, False)
+        assert (got.fault, got.gfn, got.level, got.rights) == (fresh.fault, fresh.gfn, fresh.level, fresh.rights)
+        return got
+
+    first = both()
+    assert first.gfn == 0x55 and both() is first               # nothing changed: remembered
+    mem.write(0x13008, 8, 0x66007, "guest")                   # the leaf now names another page
+    assert both().gfn == 0x66
+    mem.write(0x11000, 8, 0x12005, "guest")                   # a table above loses W
+    assert not both().rights & 2
+    mem.write(0x12000, 8, 0, "guest")                         # a table above is gone
+    assert both().fault is not None
+    guest.cr3 = 0x20000                                       # another root: another key
+    assert both().fault is not None and len(mmu._audit_walk_memo) == 2
