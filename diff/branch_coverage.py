@@ -34,8 +34,13 @@ file, the function's qualified name (coverage.py's code regions, e.g.
 optionally, the exit (a snippet of the destination line, or "exit" for the
 jump out of the function).  An entry that matches no branch of the current
 source is reported as *stale*; one that matches more than one branch line of
-its function is *ambiguous* (not applied: lengthen the snippet); one whose
-branch a campaign did reach is *reached* (its reason is wrong).
+its function (and whose exit, if it names one, does not tell them apart) is
+*ambiguous* (not applied: lengthen the snippet); one whose
+branch a campaign did reach is *reached* (its reason is wrong).  An entry
+without a snippet (`whole_function()`) names every branch line of its
+function, for code a family's ops never run (a paging mode, a TLB, a caller
+the family has not): stale when the function is gone or has no branch left,
+reached for each of its branches a campaign takes.
 
 Scope: a family's numbers count the files its campaign executed (at least
 one arc); the union counts every file of spec/ and impl/ (not variants), so a
@@ -77,23 +82,38 @@ class Unreachable:
     `file`: path from the checkout ("spec/mmu.py"); `function`: the qualified
     name of the function holding the branch line ("ShadowMmu.mmu_set_spte");
     `line`: a snippet of that line's source (it must be on exactly one branch
-    line of the function); `to`: None (every exit of the line), "exit" (the
-    exit out of the function) or a snippet of the destination line;
-    `families`: None (every family) or the plain campaigns it applies to;
-    `why`: the reason, in kernel terms."""
+    line of the function, or, on several lines of the same text, `to` must be
+    an exit of one of them only), or None: every branch line of the function (its
+    own lines as coverage.py's code regions give them: a function nested in
+    it is a region of its own, not included), for a function no op of the
+    listed families calls (`whole_function()` writes such an entry); `to`:
+    None (every exit of the line), "exit" (the exit out of the function) or
+    a snippet of the destination line (only with a `line`; a snippet equal
+    to one exit's whole line names that exit alone); `families`: None
+    (every family) or the plain campaigns it applies to; `why`: the reason,
+    in kernel terms.
+
+    A whole-function entry is anchored like a line entry: a function that no
+    longer exists, or has no branch line left, makes it stale; each of its
+    branches a campaign reaches is reported as listed but reached."""
 
     file: str
     function: str
-    line: str
+    line: str | None
     why: str
     to: str | None = None
     families: tuple | None = None
 
     def __post_init__(self):
         for name in ("file", "function", "line", "why"):
+            if name == "line" and self.line is None:
+                continue
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise ValueError(f"unreachable entry {self.file}:{self.function}: `{name}` must be "
-                                 f"a non-empty string")
+                                 f"a non-empty string" + (" or None" if name == "line" else ""))
+        if self.line is None and self.to is not None:
+            raise ValueError(f"unreachable entry {self.file}:{self.function}: `to` needs a `line` "
+                             f"(an entry for every branch of the function has every exit)")
         if self.families is not None and (isinstance(self.families, str) or not self.families):
             raise ValueError(f"unreachable entry {self.file}:{self.function}: `families` must be "
                              f"a tuple of family names or None")
@@ -105,9 +125,27 @@ class Unreachable:
             return True
         return family is not None and family in self.families
 
+    @property
+    def whole(self):
+        """True for an entry that lists every branch line of its function."""
+        return self.line is None
+
+    def anchor(self):
+        """How reports name the entry's branch line(s): the snippet, repr'd, or
+        "every branch line" for a whole-function entry."""
+        return "every branch line" if self.whole else repr(self.line)
+
     def key(self):
         return {"file": self.file, "function": self.function, "line": self.line, "to": self.to,
-                "families": list(self.families) if self.families else None, "why": self.why}
+                "families": list(self.families) if self.families else None, "why": self.why,
+                "whole_function": self.whole}
+
+
+def whole_function(file, function, why, families=None):
+    """An entry for every branch line of `function` in `file` (Unreachable with
+    line None): a function the listed families' ops never call, or whose every
+    branch depends on a state they never build."""
+    return Unreachable(file, function, None, why=why, families=families)
 
 
 def load_entries():
@@ -332,7 +370,20 @@ class _File:
 def _match(entry, f):
     """The branch arcs of file `f` (a _File) that `entry` names, and a problem
     (None, "stale: ..." or "ambiguous: ...")."""
+    if entry.whole:
+        lines = [a for a in f.branches if f.function.get(a) == entry.function]
+        if not lines:
+            if entry.function in set(f.function.values()):
+                return [], f"stale: {f.rel} {entry.function} has no branch line"
+            return [], f"stale: {f.rel} has no function {entry.function}"
+        return [(a, b) for a in sorted(lines) for b in f.branches[a]], None
     lines = [a for a in f.branches if f.function.get(a) == entry.function and entry.line in f.text(a)]
+    if len(lines) > 1 and entry.to is not None:
+        # Two lines of the same text (two `for i in range(4):` loops): the exit named
+        # may tell them apart; it must then belong to one of them only.
+        with_to = [a for a in lines if any((b < 0) if entry.to == "exit" else (b > 0 and entry.to in f.text(b))
+                                           for b in f.branches[a])]
+        lines = with_to if len(with_to) == 1 else lines
     if not lines:
         where = "function" if entry.function in set(f.function.values()) else "no function"
         return [], (f"stale: no branch line of {entry.function} contains {entry.line!r}"
@@ -347,6 +398,8 @@ def _match(entry, f):
         arcs = [(a, b) for b in f.branches[a] if b < 0]
     else:
         arcs = [(a, b) for b in f.branches[a] if b > 0 and entry.to in f.text(b)]
+        exact = [(a, b) for a, b in arcs if f.text(b) == entry.to.strip()]
+        arcs = exact if len(arcs) > 1 and exact else arcs   # `return lo` vs `return lo | ...`
     if not arcs:
         return [], f"stale: no exit of line {a} ({f.text(a)!r}) goes to {entry.to!r}"
     return arcs, None
@@ -494,11 +547,16 @@ def unreached_lines(a, indent="  "):
     return lines
 
 
+def _anchor(key):
+    """An entry's key() as reports name its line(s) (Unreachable.anchor)."""
+    return "every branch line" if key.get("line") is None else repr(key["line"])
+
+
 def problem_lines(rec, indent="  "):
     out = []
     for p in rec.get("problems") or ():
         e = p["entry"]
-        out.append(f"{indent}diff/unreachable.py: {e['file']} {e['function']} {e['line']!r}: {p['problem']}")
+        out.append(f"{indent}diff/unreachable.py: {e['file']} {e['function']} {_anchor(e)}: {p['problem']}")
     seen = set()
     for a in list(rec["families"].values()) + [rec["total"]]:
         for r in a.get("listed_but_reached") or ():
@@ -508,7 +566,7 @@ def problem_lines(rec, indent="  "):
                 continue
             seen.add(k)
             fam = f" (in {a['family']})" if a["family"] else ""
-            out.append(f"{indent}diff/unreachable.py: {e['file']} {e['function']} {e['line']!r}: "
+            out.append(f"{indent}diff/unreachable.py: {e['file']} {e['function']} {_anchor(e)}: "
                        f"listed as unreachable but reached{fam}: line {r['line']} -> "
                        f"{'exit' if r['to'] < 0 else r['to']}")
     return out
@@ -527,10 +585,14 @@ def plain_machines(family_names=None):
     fams = families.load_all()
     names = list(family_names) if family_names else list(fams)
     machines, out = {}, {}
+    # the machine's own family (MmuMachine's is mmu, defined beside it) runs first, then by name
+    home = sorted(fams, key=lambda n: fams[n].machine.__module__.rpartition(".")[2] != n)
+    for name in home:
+        fam = fams[name]
+        machines.setdefault((fam.machine, fam.make_world), name)
     for name in fams:
         fam = fams[name]
         key = (fam.machine, fam.make_world)
-        machines.setdefault(key, name)
         if name in names:
             out[name] = machines[key]
     return out

@@ -118,6 +118,104 @@ def test_an_ambiguous_anchor_is_not_applied(toy):
         bc.Unreachable("spec/toy.py", "pick", "if x", why="")
 
 
+NESTED = textwrap.dedent('''\
+    def outer(xs):
+        def inner(x):
+            if x:
+                return 1
+            return 0
+        for x in xs:
+            if inner(x):
+                break
+        return None
+
+
+    def flat(y):
+        return y
+    ''')
+# outer: line 6 (for) -> 7 | 9; line 7 (if) -> 8 | 6.  outer.inner: line 3 (if) -> 4 | 5.  flat: none.
+
+
+def test_a_whole_function_entry_lists_every_branch_of_its_function(toy):
+    """line=None (whole_function): every exit of every branch line of the
+    function, in the families it names; the union keeps them unless it holds
+    for every family."""
+    data = measurement([(1, 2), (2, 3)], toy)
+    walk = bc.whole_function("spec/toy.py", "Mmu.walk", why="no op walks", families=("live",))
+    assert walk.line is None and walk.whole and walk.anchor() == "every branch line"
+    a = bc.analyze(data, family="live", entries=(walk,), root=toy)
+    assert (a["branches"], a["listed_unreachable"], a["reachable"], a["reached"]) == (6, 4, 2, 1)
+    assert [(u["line"], u["to"]) for u in a["files"][0]["unreached"]] == [(2, 4)]
+    assert a["problems"] == [] and a["listed_but_reached"] == []
+    assert bc.analyze(data, family="rmap", entries=(walk,), root=toy)["listed_unreachable"] == 0
+    assert bc.analyze(data, family=None, entries=(walk,), root=toy)["listed_unreachable"] == 0
+    assert bc.analyze(data, family=None, entries=(bc.whole_function("spec/toy.py", "Mmu.walk", why="w"),),
+                      root=toy)["listed_unreachable"] == 4
+    assert walk.key()["whole_function"] and walk.key()["line"] is None
+    # a `to` needs a line to go from
+    with pytest.raises(ValueError):
+        bc.Unreachable("spec/toy.py", "Mmu.walk", None, why="w", to="exit")
+    with pytest.raises(ValueError):
+        bc.whole_function("spec/toy.py", "Mmu.walk", why=" ")
+
+
+def test_a_whole_function_entry_is_anchored(toy):
+    """Stale when its function is gone or has no branch line; every branch of it
+    a campaign reaches is reported; a nested function is not its outer one's."""
+    (__import__("pathlib").Path(toy) / "spec" / "nested.py").write_text(NESTED)
+    entries = (
+        bc.whole_function("spec/toy.py", "Mmu.gone", why="stale: no such function"),
+        bc.whole_function("spec/nested.py", "flat", why="stale: no branch line"),
+        bc.whole_function("spec/nested.py", "outer", why="its own lines only"),
+        bc.whole_function("spec/toy.py", "pick", why="reached: wrong"),
+    )
+    data = bc.merge([measurement([(1, 2), (2, 3)], toy),
+                     measurement([(6, 7), (7, 6), (6, 9)], toy, rel="spec/nested.py")])
+    a = bc.analyze(data, family="live", entries=entries, root=toy)
+    problems = sorted(p["problem"] for p in a["problems"])
+    assert problems == ["stale: spec/nested.py flat has no branch line", "stale: spec/toy.py has no function Mmu.gone"]
+    assert sorted((r["line"], r["to"]) for r in a["listed_but_reached"]) == [(2, 3), (6, 7), (6, 9), (7, 6)]
+    nested = next(r for r in a["files"] if r["file"] == "spec/nested.py")
+    # outer's 4 arcs are listed (3 reached: reported); inner's 2 are not outer's
+    assert nested["listed_unreachable"] == 1 and {(u["line"], u["function"]) for u in nested["unreached"]} == \
+        {(3, "outer.inner")}
+    assert len(bc.check_entries(entries, toy)) == 2
+    rec = {"families": {"live": a}, "total": a, "problems": a["problems"]}
+    text = "\n".join(bc.problem_lines(rec))
+    assert "spec/toy.py Mmu.gone every branch line: stale" in text
+    assert "outer every branch line: listed as unreachable but reached (in live): line 6 -> 7" in text
+
+
+TWINS = textwrap.dedent('''\
+    def roots(pae, n):
+        if pae:
+            for i in range(4):
+                n += i
+            return n
+        for i in range(4):
+            n -= i
+        return n
+    ''')
+# line 3 (for) -> 4 | 5; line 6 (for) -> 7 | 8: the same text twice.
+
+
+def test_an_exit_tells_two_lines_of_the_same_text_apart(toy):
+    (__import__("pathlib").Path(toy) / "spec" / "twins.py").write_text(TWINS)
+    first = bc.Unreachable("spec/twins.py", "roots", "for i in range(4):", to="n += i", why="w")
+    both = bc.Unreachable("spec/twins.py", "roots", "for i in range(4):", to="return n", why="w")
+    every = bc.Unreachable("spec/twins.py", "roots", "for i in range(4):", why="w")
+    a = bc.analyze(measurement([], toy, rel="spec/twins.py"), family="rmap", entries=(first, both, every),
+                   root=toy)
+    assert a["listed_unreachable"] == 1
+    assert [p["problem"][:12] for p in a["problems"]] == ["ambiguous: 2", "ambiguous: 2"]
+    # a `to` that is one exit's whole line names it alone (`return n` is in `return n - 1` too)
+    (__import__("pathlib").Path(toy) / "spec" / "pre.py").write_text(
+        "def f(n):\n    if n:\n        return n\n    return n - 1\n")
+    e = bc.Unreachable("spec/pre.py", "f", "if n:", to="return n", why="w")
+    a = bc.analyze(measurement([(2, 4)], toy, rel="spec/pre.py"), family="rmap", entries=(e,), root=toy)
+    assert a["listed_unreachable"] == 1 and a["listed_but_reached"] == [] and a["reached"] == 1
+
+
 def test_the_unreachable_list_matches_the_source():
     """Every entry of diff/unreachable.py still names one branch of today's source."""
     assert bc.check_entries() == []
