@@ -111,7 +111,7 @@ from iced_x86 import CpuidFeature, Decoder, DecoderError, FlowControl, Mnemonic
 from impl.mmu import ShadowMmu as ImplShadowMmu
 from live.agent import AGENT_GPA, AGENT_PAGES, AGENT_PML4_INDEX, agent_pml4e
 from spec.consts import (PAGE_SHIFT, PAGE_SIZE, PT64_BASE_ADDR_MASK, PT64_NX_MASK, PT_DIRTY_MASK,
-                         PT_PAGE_SIZE_MASK, PT_PRESENT_MASK)
+                         PT_PAGE_SIZE_MASK, PT_PRESENT_MASK, PT_WRITABLE_MASK)
 from spec.mmu import MMIO, OK, PAGE_FAULT
 from spec.walk import FETCH, PAGING_64, READ, WRITE, linear_address
 
@@ -1223,6 +1223,31 @@ class LiveMachine(LiveRewriting, MmuMachine):
             why = "finding live-madvise-shadowed-guest-table"
             w.live[f"unmaps trimmed off guest page tables ({why})"] += 1
         return out
+
+    @swarm("patterns")
+    @precondition(lambda self: self.shootdowns and not getattr(self, "self_mapped", False))
+    @rule(pick=st.integers(0, 1 << 16), k=st.integers(2, 511))
+    def self_map(self, pick, k):
+        """A guest's recursive page-table slot, below the root (a root may not be
+        linked into the tables here: its PML4E 511 is the agent's): entry k of the
+        identity map's PDPT points at the PDPT itself, A clear, and the guest loads
+        through it at gva k:k:k, so FNAME(walk_addr) reads that entry at levels 3,
+        2 and 1; its cmpxchg of A at level 2 finds the entry changed (A set at
+        level 3) and the walk is retried.  Guest stores and a load: what any
+        guest may do.  One per example, and in the deterministic default only:
+        the relaxed mode's search of the translations a TLB may still hold goes
+        over the store history, and a table reached at several levels makes it
+        grow with every such entry (tested: a live-relaxed example with a dozen
+        of them ran one access past the watchdog's 20 s)."""
+        self.self_mapped = True
+        pdpt = TABLE_GFNS[1]
+        if self.table_at.get(pdpt) != (3, 0):
+            return
+        if self.world.oracle.mem.read((pdpt << PAGE_SHIFT) + 8 * k, 8) & PT_PRESENT_MASK:
+            return
+        v = self.smp[pick % len(self.smp)]
+        self.store(v, pdpt, k, self.entry(pdpt, PT_PRESENT_MASK | PT_WRITABLE_MASK))
+        self.emit_access(v, (k << 30) | (k << 21) | (k << 12), READ, False)
 
     @swarm("vcpus")
     @precondition(lambda self: len(self.vcpus) < MAX_LIVE_VCPUS)
