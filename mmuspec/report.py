@@ -561,12 +561,14 @@ def _coverage_section(s):
     for name, other in sorted((cov.get("shared_machines") or {}).items()):
         out.append(f"<p class=\"muted\">{_e(name)} runs on the {_e(other)} machine: its coverage is "
                    f"{_e(other)}'s.</p>")
-    problems = [f"{p['entry']['file']} {p['entry']['function']} {p['entry']['line']!r}: {p['problem']}"
+    from diff.branch_coverage import _anchor
+
+    problems = [f"{p['entry']['file']} {p['entry']['function']} {_anchor(p['entry'])}: {p['problem']}"
                 for p in cov.get("problems") or ()]
     for a in list((cov.get("families") or {}).values()) + [cov.get("total") or {}]:
         for r in a.get("listed_but_reached") or ():
             e = r["entry"]
-            problems.append(f"{e['file']} {e['function']} {e['line']!r}: listed as unreachable but reached "
+            problems.append(f"{e['file']} {e['function']} {_anchor(e)}: listed as unreachable but reached "
                             f"({a.get('family') or 'union'}): line {r['line']} -> "
                             f"{'exit' if r['to'] < 0 else r['to']}")
     if problems:

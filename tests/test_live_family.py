@@ -163,7 +163,7 @@ def test_a_short_campaign_runs_clean_and_leaves_nothing_open():
     res = run_campaign("live", None, seed=3, budget=0.5, steps=8, mode="shadow64",
                        min_examples=1)
     assert res.status == "clean", (res.oracle, res.message)
-    assert res.examples >= 25   # one round
+    assert res.examples >= 3   # one round (the first is 3 examples: diff.campaign.round_examples)
     assert {"access", "vcpu_create", "memslot_create"} <= set(res.rules)
     m = res.metrics
     assert m["live: accesses compared"] > 0 and m["ms in live"] > 0
