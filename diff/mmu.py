@@ -875,6 +875,9 @@ class MmuMachine(DiffMachine):
     """VMs with vCPUs, guest page-table edits (as guest stores), accesses and host operations."""
 
     zap_batches = (BATCH_ZAP_PAGES,)  # the zap family draws smaller lock-break batches too
+    # The VM types of mixed mode, in draw order (Hypothesis draws the first one more
+    # often than the others: about a third of the examples, the others a fifth each).
+    MIXED_VMS = MODES[1:]
     # Rule groups swarm testing turns on and off per example (access and edit_pte always run).
     SWARM_GROUPS = ("pte_run", "cr3", "control", "vcpus", "memslots", "dirty_log", "host_mm", "remap",
                     "tlb", "patterns")
@@ -903,7 +906,7 @@ class MmuMachine(DiffMachine):
         mode = self.world.mode
         # mixed: each example is a TDP VM or a shadow VM (a VM is one or the other),
         # and a shadow VM gains vCPUs of the other guest modes as it runs.
-        vmode = data.draw(st.sampled_from(MODES[1:])) if mode == "mixed" else mode
+        vmode = data.draw(st.sampled_from(self.MIXED_VMS)) if mode == "mixed" else mode
         self.vmode = vmode
         setup = {"pte_list_ext": data.draw(st.sampled_from(PTE_LIST_EXT_CHOICES)),
                  "tlb_capacity": data.draw(st.sampled_from(TLB_CAPACITIES)),
@@ -1129,6 +1132,15 @@ class MmuMachine(DiffMachine):
                 self.emit(["set_cr3", {"vcpu": v, "cr3": self.world.oracle.cpus[v].cr3}])
 
     # -- patterns: a guest kernel's page-table life cycle, step by step ---------------
+    def has_pair(self):
+        """The SMP patterns need two vCPUs of the guest's mode on its root."""
+        return len(self.smp) > 1
+
+    def smp_pair(self, pick):
+        """Two vCPUs (a, b) of the guest's mode on its root, for a pattern where
+        one vCPU's TLB outlives another's edit."""
+        return self.smp[pick % len(self.smp)], self.smp[(pick + 1) % len(self.smp)]
+
     def identity_path(self):
         """The tables the identity map walks through (the root and its chain)."""
         return {t for t, (lvl, base) in self.table_at.items() if base == 0}
@@ -1235,7 +1247,42 @@ class MmuMachine(DiffMachine):
             self.emit_access(v, x, READ, False)
 
     @swarm("patterns")
-    @precondition(lambda self: len(self.smp) > 1)
+    @precondition(lambda self: self.gmode == PAGING_64)
+    @rule(pick=st.integers(0, 1 << 16), first=st.integers(0, 511),
+          frame=st.sampled_from([0, 0x200, HIGH_SLOT_BASES[0]]), user=st.booleans())
+    def map_huge_pages(self, pick, first, frame, user):
+        """A 64-bit guest maps 2MB pages into three empty entries of a page
+        directory (a huge-page mmap: set_pmd, no invalidation for a new entry)
+        while another vCPU (or the same one) keeps using a translation through
+        the directory, from its TLB: no fault walks through the directory
+        between the stores, so KVM's write-flooding heuristic zaps its shadow
+        page at the third emulated store (3.10) and kvm_mmu_commit_zap_page
+        frees it; then the guest uses the new pages."""
+        l2 = sorted(t for t, (lvl, _) in self.table_at.items()
+                    if lvl == 2 and t not in self.identity_path())
+        if not l2:
+            return
+        table = l2[pick % len(l2)]
+        base = self.table_at[table][1]
+        through = [a for a in self.addrs if base <= a < base + (1 << (self.level_shift(2) + 9))]
+        empty = [e % 512 for e in range(first, first + 512) if not self.world.oracle.mem.read(
+            (table << PAGE_SHIFT) + (e % 512) * 8, 8) & PT_PRESENT_MASK][:3]
+        if not through or len(empty) < 3:
+            return
+        x = through[pick % len(through)]
+        a, b = self.smp[pick % len(self.smp)], self.smp[(pick + 1) % len(self.smp)]
+        huge = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK | PT_PAGE_SIZE_MASK
+        self.emit_access(b, x, READ, False)
+        for e in empty:
+            was = self.store(a, table, e, self.entry(frame, huge))
+            self.invalidate_after_edit(base | (e << self.level_shift(2)), leaf=True, was=was)
+            self.emit_access(b, x, READ, False)
+        gva = base | (empty[0] << self.level_shift(2))
+        self.emit_access(a, gva, READ, user)
+        self.addrs.append(gva)
+
+    @swarm("patterns")
+    @precondition(lambda self: self.has_pair())
     @rule(pick=st.integers(0, 1 << 16), k=st.integers(0x40, 0x1FF), j=st.integers(0, 511),
           data=st.integers(0x20, 0x3F), slot=st.integers(1, 511))
     def reuse_alias_as_table(self, pick, k, j, data, slot):
@@ -1248,7 +1295,7 @@ class MmuMachine(DiffMachine):
         if not free or not l2:
             return
         table, parent = free[pick % len(free)], l2[pick % len(l2)]
-        a, b = self.smp[pick % len(self.smp)], self.smp[(pick + 1) % len(self.smp)]
+        a, b = self.smp_pair(pick)
         base = self.table_at[parent][1] | (slot << self.level_shift(2))
         if self.world.oracle.mem.read((parent << PAGE_SHIFT) + slot * self.size, self.size) & PT_PRESENT_MASK:
             return
@@ -1266,7 +1313,7 @@ class MmuMachine(DiffMachine):
         self.emit_access(b, alias, WRITE, False)                  # b's next store there
 
     @swarm("patterns")
-    @precondition(lambda self: len(self.smp) > 1)
+    @precondition(lambda self: self.has_pair())
     @rule(pick=st.integers(0, 1 << 16), k=st.integers(0x40, 0x1FF), j=st.integers(0, 511),
           data=st.integers(0x20, 0x3F), slot=st.integers(1, 511), clear=st.booleans(),
           invlpg=st.booleans())
@@ -1291,7 +1338,7 @@ class MmuMachine(DiffMachine):
         if not free or not l2:
             return
         table, parent = free[pick % len(free)], l2[pick % len(l2)]
-        a, b = self.smp[pick % len(self.smp)], self.smp[(pick + 1) % len(self.smp)]
+        a, b = self.smp_pair(pick)
         n = 1024 if self.size == 4 else 512
         slots = [(slot + d) % n or 1 for d in (0, 1)]
         if slots[0] == slots[1] or any(
@@ -1320,7 +1367,19 @@ class MmuMachine(DiffMachine):
         self.addrs += [alias, reuse | (j << PAGE_SHIFT)]
 
     @swarm("patterns")
-    @precondition(lambda self: len(self.smp) > 1)
+    @precondition(lambda self: self.has_pair())
+    @rule(pick=st.integers(0, 1 << 16), k=st.integers(0x40, 0x1FF), j=st.integers(0, 511),
+          data=st.integers(0x20, 0x3F), slot=st.integers(1, 511), clear=st.booleans())
+    def invlpg_alias_then_reuse(self, pick, k, j, data, slot, clear):
+        """retarget_unsync_then_reuse's INVLPG form, a rule of its own: the guest
+        changes the pte of the alias and invalidates it with INVLPG on the
+        vCPU that changed it (Linux's flush_tlb_one), which reaches
+        FNAME(invlpg) of the unsync leaf; then G becomes a page table.  (As a
+        flag of that rule, this form was drawn in one half of its firings.)"""
+        self.retarget_unsync_then_reuse(pick, k, j, data, slot, clear, True)
+
+    @swarm("patterns")
+    @precondition(lambda self: self.has_pair())
     @rule(pick=st.integers(0, 1 << 16), k=st.integers(1, 1023), j=st.integers(0, 511),
           data=st.integers(0x20, 0x3F), slot=st.integers(1, 1023))
     def pte_write_in_a_table_of_two_levels(self, pick, k, j, data, slot):
@@ -1337,7 +1396,7 @@ class MmuMachine(DiffMachine):
         if not l2:
             return
         parent = l2[pick % len(l2)]
-        a, b = self.smp[pick % len(self.smp)], self.smp[(pick + 1) % len(self.smp)]
+        a, b = self.smp_pair(pick)
         n = 1024 if self.size == 4 else 512
         self_link, k, reuse = slot % n or 1, k % n or 2, (slot + 1 + k) % n or 3
         base = self.table_at[parent][1]
@@ -1369,15 +1428,19 @@ class MmuMachine(DiffMachine):
     @precondition(lambda self: self.gmode == PAGING_64)
     @rule(pick=st.integers(0, 1 << 16), i=st.integers(2, 511), j=st.integers(0, 510),
           k=st.integers(0, 511), data=st.integers(0x20, 0x3F), user=st.booleans())
-    def shared_table_different_rights(self, pick, i, j, k, data, user):
+    def shared_table_different_rights(self, pick, i, j, k, data, user, right=PT_WRITABLE_MASK):
         """One page directory X reached through two PDPTEs, one writable and one
         not; X's PDEs are one read-only and one writable (b1bd5cba3306's
         scenario).  Reads and writes through each pair: the shadow page of X
         must differ per PDPTE (its role.access is what is inherited down to the
         PDPTE), else the last write completes where the guest's tables forbid
-        it."""
+        it.  `right`: the right one link of each pair lacks (W here; U for
+        shared_table_user_and_supervisor)."""
         pdpt = next((t for t, (lvl, base) in self.table_at.items() if lvl == 3 and base == 0), None)
         free = [t for t in self.tables if t not in self.table_at]
+        if len(free) < 3:  # the table pages are used up: take data pages of the identity
+            # map (0x20..0x3f, the patterns' data), as a page allocator reuses freed pages
+            free += [g for g in range(0x20, 0x40) if g not in self.table_at]
         if pdpt is None or len(free) < 3:
             return
         x, ta, tb = (free[(pick + d) % len(free)] for d in range(3))
@@ -1386,21 +1449,34 @@ class MmuMachine(DiffMachine):
                 self.world.oracle.mem.read((pdpt << PAGE_SHIFT) + s * 8, 8) & PT_PRESENT_MASK
                 for s in (i1, i2)):
             return
-        R = PT_PRESENT_MASK | PT_USER_MASK | PT_ACCESSED_MASK
-        v = self.vcpus[pick % len(self.vcpus)]
+        R = PT_PRESENT_MASK | PT_ACCESSED_MASK | (PT_USER_MASK | PT_WRITABLE_MASK) & ~right
+        v = self.smp[pick % len(self.smp)]  # a vCPU of the guest's paging mode on its root
         self.store(v, ta, k, self.data_pte(data))
         self.store(v, tb, k, self.data_pte(data ^ 1))
         self.store(v, x, j1, self.entry(ta, R))
-        self.store(v, x, j2, self.entry(tb, R | PT_WRITABLE_MASK))
-        self.store(v, pdpt, i1, self.entry(x, R | PT_WRITABLE_MASK))
+        self.store(v, x, j2, self.entry(tb, R | right))
+        self.store(v, pdpt, i1, self.entry(x, R | right))
         self.store(v, pdpt, i2, self.entry(x, R))
         for t, lvl, base in ((x, 2, i1 << 30), (ta, 1, (i1 << 30) | (j1 << 21)),
                              (tb, 1, (i1 << 30) | (j2 << 21))):
             self.table_at[t] = (lvl, base)
         for pud, pmd, kind in ((i1, j1, READ), (i1, j2, WRITE), (i2, j1, READ), (i2, j2, WRITE)):
             addr = (pud << 30) | (pmd << 21) | (k << PAGE_SHIFT)
-            self.emit_access(v, addr, kind, user)
+            self.emit_access(v, addr, kind, user if right == PT_WRITABLE_MASK else pmd == j2)
             self.addrs.append(addr)
+
+    @swarm("patterns")
+    @precondition(lambda self: self.gmode == PAGING_64)
+    @rule(pick=st.integers(0, 1 << 16), i=st.integers(2, 511), j=st.integers(0, 510),
+          k=st.integers(0, 511), data=st.integers(0x20, 0x3F))
+    def shared_table_user_and_supervisor(self, pick, i, j, k, data):
+        """shared_table_different_rights with U as the right that differs: the
+        kernel links a user page directory X a second time, supervisor-only
+        (a kernel alias of user memory), and X's PDEs are one supervisor and
+        one user.  Supervisor reads and user writes through each pair: the
+        last user write must fault (the supervisor-only PDPTE), which only a
+        shadow page of X per PDPTE's inherited rights keeps."""
+        self.shared_table_different_rights(pick, i, j, k, data, True, right=PT_USER_MASK)
 
     @swarm("patterns")
     @rule(pick=st.integers(0, 1 << 16), index=st.integers(0, 1023), count=st.integers(9, 17),
@@ -1644,25 +1720,21 @@ class MmuMachine(DiffMachine):
         self.emit_access(self.vcpus[vpick % len(self.vcpus)], gva, kind, False)
 
 
-FAMILY = Family(
-    name="mmu",
-    summary="a whole VM: spec MMU (stored gfns, rmap_next) vs impl (derived gfns, Lai 2010; "
-            "rmap iterator) vs the architectural oracle, with the auditor after every step",
-    machine=MmuMachine,
-    make_world=make_world,
-    impl_base=ImplShadowMmu,
-    modes=MODES,
-    variant_families=("mmu",),  # gfn:* run on diff/gfn.py's family: the same machine, TDP first
-    also_runs=(("rmap", "rmap_class"),),  # --family mmu --variant rmap:X: X's Rmap in the VM
-)
-
-
 class SmpPatternMachine(MmuMachine):
-    """The mmu machine as the flush and unsync families run it: the patterns of
+    """The mmu machine as the mmu, flush and unsync families run it: the patterns of
     a guest's page-table life always on, and in half the examples a second
     vCPU on the guest's root from the start (drawn), so the SMP patterns a
     missing flush or sync needs (one vCPU's TLB outliving another's edit)
-    are reachable from the first steps rather than after a vCPU rule ran."""
+    are reachable from the first steps rather than after a vCPU rule ran.
+    That vCPU is an AP of the same kernel: set up like vCPU 0 (CR0.WP and
+    EFER.NX, as a kernel sets every CPU alike), so under shadow paging both
+    share one page role and so one set of shadow pages, as an SMP guest's
+    vCPUs do (the vcpus rule still adds vCPUs of other settings)."""
+
+    # Mixed mode's VM types with the shadow ones first, 64-bit first: these
+    # families' questions (flushes, unsync, a guest's table sharing) are mostly
+    # shadow paging's, and the first type listed is drawn most often.
+    MIXED_VMS = ("shadow64", "shadow32", "shadowpae", "tdp")
 
     def draw_swarm(self, data):
         return super().draw_swarm(data) | {"patterns"}
@@ -1671,4 +1743,42 @@ class SmpPatternMachine(MmuMachine):
     def setup(self, data):
         super().setup(data)
         if data.draw(st.booleans(), label="a second vCPU on the root from the start"):
-            self.vcpu_create(self.vmode, 0)
+            self.start_ap()
+
+    def has_pair(self):
+        return len(self.smp) > 1 or len(self.vcpus) < 3
+
+    def smp_pair(self, pick):
+        """With one vCPU on the root, the guest brings an AP up first (the SMP
+        patterns run in every example that enables them, not only in those
+        that started one)."""
+        if len(self.smp) == 1:
+            self.start_ap()
+        return super().smp_pair(pick)
+
+    def start_ap(self):
+        """KVM_CREATE_VCPU for an AP: the guest's mode on its root, with vCPU 0's settings."""
+        bsp = self.world.oracle.cpus[0]
+        if self.gmode == PAGING_PAE and bsp._read_pdptes(TABLE_GFNS[0] << PAGE_SHIFT) == GP:
+            return  # the guest overwrote its PDPT: loading it would #GP (no such vCPU starts)
+        self.vcpus.append(len(self.vcpus))
+        self.smp.append(self.vcpus[-1])
+        self.emit(["vcpu_create", {"vcpu": self.vcpus[-1], "mode": self.vmode,
+                                   "cr3": TABLE_GFNS[0] << PAGE_SHIFT, "cr0_wp": bsp.cr0_wp,
+                                   "cr4_pse": True, "efer_nx": bsp.efer_nx}])
+
+
+FAMILY = Family(
+    name="mmu",
+    summary="a whole VM: spec MMU (stored gfns, rmap_next) vs impl (derived gfns, Lai 2010; "
+            "rmap iterator) vs the architectural oracle, with the auditor after every step",
+    machine=SmpPatternMachine,  # the patterns always on (b1bd5cba3306's shared directories)
+    make_world=make_world,
+    impl_base=ImplShadowMmu,
+    # mixed first; then the 64-bit guest, the shadow mode with every level (rights
+    # inherited through three tables above a leaf exist only there); TDP after it
+    # (gfn:*, whose direct pages TDP builds first, run on diff/gfn.py's family)
+    modes=("mixed", "shadow64", "tdp", "shadow32", "shadowpae"),
+    variant_families=("mmu",),  # gfn:* run on diff/gfn.py's family: the same machine, TDP first
+    also_runs=(("rmap", "rmap_class"),),  # --family mmu --variant rmap:X: X's Rmap in the VM
+)
