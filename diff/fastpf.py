@@ -70,10 +70,10 @@ from spec.mmu import NONPAGING
 from spec.walk import ACCESS_KINDS, PAGING_32, PAGING_64, PAGING_PAE, READ, WRITE
 
 from .families import Family
-from .mmu import TABLE_GFNS, MmuMachine, make_world, not_changing, swarm
+from .mmu import TABLE_GFNS, MigrationRound, MmuMachine, make_world, not_changing, swarm
 
 
-class FastpfMachine(MmuMachine):
+class FastpfMachine(MigrationRound, MmuMachine):
     """The mmu machine; in a shadow VM of mixed mode, a paging-off vCPU from the start
     (drawn: half the examples)."""
 
@@ -98,36 +98,9 @@ class FastpfMachine(MmuMachine):
         of a TDP VM, the paging-off ones of a shadow VM."""
         return list(self.vcpus) if self.vmode == "tdp" else sorted(self.nonpaging)
 
-    def address_of(self, vcpu, gfn):
-        """An address `vcpu` reaches `gfn` at: its guest-physical address with paging
-        off, else a gva whose access completed on it (None if none did)."""
-        if vcpu in self.nonpaging:
-            return gfn << PAGE_SHIFT
-        return self.touched_at.get(gfn)
-
-    @swarm("dirty_log")
-    @precondition(not_changing)
-    @rule(pick=st.integers(0, 1 << 16), cancel=st.booleans())
-    def migration_round(self, pick, cancel):
-        """A live migration over a page a direct vCPU uses (module docstring)."""
-        vcpus = self.direct_vcpus() or self.vcpus
-        v = vcpus[pick % len(vcpus)]
-        oracle = self.world.oracle
-        pages = [g for g in self.touched if oracle.slot_of(g) is not None
-                 and self.address_of(v, g) is not None]
-        if not pages:
-            return
-        gfn = pages[(pick >> 2) % len(pages)]
-        addr, sid = self.address_of(v, gfn), oracle.slot_of(gfn)
-        if not oracle.slots[sid][3]:
-            self.emit(["memslot_dirty_log", {"slot": sid, "on": True}])
-        self.emit_access(v, addr, WRITE, False)
-        self.emit(["get_dirty_log", {"slot": sid}])
-        self.emit_access(v, addr, WRITE, False)   # the fast path: W back, the gfn logged
-        self.emit(["get_dirty_log", {"slot": sid}])
-        if cancel:
-            self.emit(["memslot_dirty_log", {"slot": sid, "on": False}])
-            self.emit_access(v, addr, WRITE, False)
+    def migration_vcpus(self):
+        """migration_round (diff.mmu.MigrationRound) over a page a direct vCPU uses."""
+        return self.direct_vcpus() or self.vcpus
 
     @swarm("memslots")
     @precondition(lambda self: bool(self.nonpaging))

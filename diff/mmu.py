@@ -1720,7 +1720,51 @@ class MmuMachine(DiffMachine):
         self.emit_access(self.vcpus[vpick % len(self.vcpus)], gva, kind, False)
 
 
-class SmpPatternMachine(MmuMachine):
+class MigrationRound:
+    """A machine mixin: the VMM's live-migration pass over a page the guest is
+    using, as QEMU runs it (kvm_vm_ioctl_get_dirty_log, 3.10): dirty logging
+    on for the page's slot (kvm_mmu_slot_remove_write_access), a guest write,
+    GET_DIRTY_LOG (rmap_write_protect of the logged gfns, then the flush),
+    a write again, the final GET_DIRTY_LOG; then, drawn, the migration is
+    cancelled: logging off and one more write.  The write after a
+    GET_DIRTY_LOG is what a TLB entry the flush missed would let through
+    unlogged.  `migration_vcpus()` are the vCPUs it runs on."""
+
+    def migration_vcpus(self):
+        return self.vcpus
+
+    def address_of(self, vcpu, gfn):
+        """An address `vcpu` reaches `gfn` at: its guest-physical address with paging
+        off, else a gva whose access completed on it (None if none did)."""
+        if vcpu in self.nonpaging:
+            return gfn << PAGE_SHIFT
+        return self.touched_at.get(gfn)
+
+    @swarm("dirty_log")
+    @precondition(not_changing)
+    @rule(pick=st.integers(0, 1 << 16), cancel=st.booleans())
+    def migration_round(self, pick, cancel):
+        vcpus = self.migration_vcpus()
+        v = vcpus[pick % len(vcpus)]
+        oracle = self.world.oracle
+        pages = [g for g in self.touched if oracle.slot_of(g) is not None
+                 and self.address_of(v, g) is not None]
+        if not pages:
+            return
+        gfn = pages[(pick >> 2) % len(pages)]
+        addr, sid = self.address_of(v, gfn), oracle.slot_of(gfn)
+        if not oracle.slots[sid][3]:
+            self.emit(["memslot_dirty_log", {"slot": sid, "on": True}])
+        self.emit_access(v, addr, WRITE, False)
+        self.emit(["get_dirty_log", {"slot": sid}])
+        self.emit_access(v, addr, WRITE, False)
+        self.emit(["get_dirty_log", {"slot": sid}])
+        if cancel:
+            self.emit(["memslot_dirty_log", {"slot": sid, "on": False}])
+            self.emit_access(v, addr, WRITE, False)
+
+
+class SmpPatternMachine(MigrationRound, MmuMachine):
     """The mmu machine as the mmu, flush and unsync families run it: the patterns of
     a guest's page-table life always on, and in half the examples a second
     vCPU on the guest's root from the start (drawn), so the SMP patterns a
