@@ -903,6 +903,7 @@ class MmuMachine(DiffMachine):
         self.last_table = None  # the table the guest linked or edited last
         self.touched = []  # gfns the guest's accesses completed on (the host ops pick from them)
         self.touched_at = {}  # gfn -> an address whose access completed on it
+        self.touched_by = {}  # gfn -> the vCPU whose access completed on it last
         mode = self.world.mode
         # mixed: each example is a TDP VM or a shadow VM (a VM is one or the other),
         # and a shadow VM gains vCPUs of the other guest modes as it runs.
@@ -1562,6 +1563,7 @@ class MmuMachine(DiffMachine):
         status, gfn = self.world.last_outcome
         if status == OK:
             self.touched_at[gfn] = addr
+            self.touched_by[gfn] = vcpu
             if gfn not in self.touched[-16:]:
                 self.touched.append(gfn)
 
@@ -1702,13 +1704,19 @@ class MmuMachine(DiffMachine):
 
     @swarm("remap")
     @rule(pick=st.integers(0, 1 << 16), how=st.sampled_from(["change_pte", "unmap"]),
-          kind=st.sampled_from(ACCESS_KINDS), vpick=st.integers(0, 3))
-    def remap(self, pick, how, kind, vpick):
+          kind=st.sampled_from(ACCESS_KINDS), vpick=st.integers(0, 3), hot=st.booleans())
+    def remap(self, pick, how, kind, vpick, hot):
         """A gfn the guest mapped goes to another host page (KSM merge or a host
-        unmap), then the guest uses it again: the refault maps the new pfn."""
+        unmap), then the guest uses it again: the refault maps the new pfn.
+        `hot`: a page the guest used last, used again by the vCPU that used it
+        (NUMA balancing or compaction migrating a page in use: what a TLB
+        entry the notifier's flush missed would still reach)."""
         if not self.touched:
             return
-        gfn = self.touched[pick % len(self.touched)]
+        pool = self.touched[-2:] if hot else self.touched
+        gfn = pool[pick % len(pool)]
+        if hot and gfn in self.touched_by:
+            vpick = self.vcpus.index(self.touched_by[gfn])
         slot = self.world.oracle.slot_of(gfn)
         if slot is None:
             return
@@ -1716,7 +1724,8 @@ class MmuMachine(DiffMachine):
             self.emit(["change_pte", {"slot": slot, "gfn": gfn}])
         else:
             self.emit(["unmap_hva_range", {"slot": slot, "gfn": gfn, "npages": 1}])
-        gva = next((a for a in reversed(self.addrs) if a >> PAGE_SHIFT == gfn), gfn << PAGE_SHIFT)
+        # the address the guest used the page at (a TLB entry may still hold it)
+        gva = self.touched_at.get(gfn, gfn << PAGE_SHIFT)
         self.emit_access(self.vcpus[vpick % len(self.vcpus)], gva, kind, False)
 
 
