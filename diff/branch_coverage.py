@@ -605,6 +605,7 @@ def bench_coverage(budget=BENCH_SECONDS, seed=0, family_names=None, log=None, qu
     unreached ones; "measured" keeps each family's arcs (measuring's data) so
     the record can be analysed again (analyze, report) after an edit of
     diff/unreachable.py.  `quick` (the HTML report's quick benches) is 2 s."""
+    import gc
     import time
 
     from . import campaign, families
@@ -622,9 +623,17 @@ def bench_coverage(budget=BENCH_SECONDS, seed=0, family_names=None, log=None, qu
         if log:
             log(f"bench coverage: {name}, {budget:g}s under coverage ...")
         with measuring() as m:
+            # full rounds from the first (a round of EXAMPLES_PER_ROUND in every mode at
+            # least): a sample of each mode, not a hunt's quick first rounds
             res = campaign.run_campaign(name, seed=seed, budget=budget,
-                                        steps=BENCH_STEPS or campaign.DEFAULT_STEPS)
+                                        steps=BENCH_STEPS or campaign.DEFAULT_STEPS,
+                                        first_round=campaign.EXAMPLES_PER_ROUND)
         per[name] = m.data
+        # the measured arcs stay in memory for the report: keep them (and what the
+        # campaigns left) out of the cyclic GC's scans, which otherwise grow with
+        # every family measured and slow the later ones past their watchdog
+        gc.collect()
+        gc.freeze()
         runs.append({"family": name, "status": res.status, "oracle": res.oracle, "examples": res.examples,
                      "steps": res.steps, "seconds": round(res.seconds, 2),
                      "steps_per_second": round(res.steps / res.seconds, 1) if res.seconds else None,
