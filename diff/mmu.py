@@ -1379,51 +1379,97 @@ class MmuMachine(DiffMachine):
         flag of that rule, this form was drawn in one half of its firings.)"""
         self.retarget_unsync_then_reuse(pick, k, j, data, slot, clear, True)
 
+    def two_level_alias(self, pick, k, slot, gfn):
+        """The set-up of the patterns of a page directory that is also a page table
+        (it links itself, as a guest's self-map does), so its gfn has shadow
+        pages at levels 2 and 1 and every store to it traps, unsync or not
+        (mmu_need_write_protect): entry k of the directory, used as a pte,
+        maps the page `gfn` (G).
+        Returns (a, b, parent, k, reuse, G, alias, base, n) or None when the
+        entries are taken; `reuse` is a third free entry of the directory."""
+        l2 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 2)
+        if not l2:
+            return None
+        parent = l2[pick % len(l2)]
+        n = 1024 if self.size == 4 else 512
+        self_link, k, reuse = slot % n or 1, k % n or 2, (slot + 1 + k) % n or 3
+        if len({self_link, k, reuse}) < 3 or any(
+                self.world.oracle.mem.read((parent << PAGE_SHIFT) + s * self.size, self.size)
+                & PT_PRESENT_MASK for s in (self_link, k, reuse)):
+            return None
+        a, b = self.smp_pair(pick)
+        base = self.table_at[parent][1]
+        alias = base | (self_link << self.level_shift(2)) | (k << PAGE_SHIFT)
+        link = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK
+        self.store(a, parent, self_link, self.entry(parent, link))
+        self.store(a, parent, k, self.data_pte(gfn))
+        return a, b, parent, k, reuse, gfn, alias, base, n
+
     @swarm("patterns")
     @precondition(lambda self: self.has_pair())
     @rule(pick=st.integers(0, 1 << 16), k=st.integers(1, 1023), j=st.integers(0, 511),
           data=st.integers(0x20, 0x3F), slot=st.integers(1, 1023))
     def pte_write_in_a_table_of_two_levels(self, pick, k, j, data, slot):
-        """A page directory that is also a page table (it links itself), so its
-        gfn has shadow pages at levels 2 and 1 and every store to it traps,
-        unsync or not (mmu_need_write_protect).  vCPU b writes a page G through
-        the directory's entry k, used as a pte; vCPU a clears that entry:
-        kvm_mmu_pte_write() zaps the level-1 spte, and need_remote_flush() asks
-        for a flush of every vCPU.  a then links G as a page table and uses it:
-        kvm_mmu_get_page()'s rmap_write_protect(G) finds no spte left to flush.
-        b stores again through its TLB: only the remote flush kept that store
-        from reaching a page table KVM write-protects."""
-        l2 = sorted(t for t, (lvl, _) in self.table_at.items() if lvl == 2)
-        if not l2:
-            return
-        parent = l2[pick % len(l2)]
-        a, b = self.smp_pair(pick)
-        n = 1024 if self.size == 4 else 512
-        self_link, k, reuse = slot % n or 1, k % n or 2, (slot + 1 + k) % n or 3
-        base = self.table_at[parent][1]
-        if len({self_link, k, reuse}) < 3 or any(
-                self.world.oracle.mem.read((parent << PAGE_SHIFT) + s * self.size, self.size)
-                & PT_PRESENT_MASK for s in (self_link, k, reuse)):
-            return
-        link = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK
-        as_pt = base | (self_link << self.level_shift(2))   # where the directory is a table
-        alias = as_pt | (k << PAGE_SHIFT)
+        """In a directory that is also a page table (two_level_alias), vCPU b
+        writes a page G through the directory's entry k, used as a pte; vCPU a
+        clears that entry: kvm_mmu_pte_write() zaps the level-1 spte, and
+        need_remote_flush() asks for a flush of every vCPU.  a then links G as
+        a page table and uses it: kvm_mmu_get_page()'s rmap_write_protect(G)
+        finds no spte left to flush.  b stores again through its TLB: only the
+        remote flush kept that store from reaching a page table KVM
+        write-protects."""
         free = [t for t in self.tables if t not in self.table_at]
         table = free[data % len(free)] if free else None   # G: a page the guest frees, then
-        gfn = table if table is not None else data          # takes for a new table
-        self.store(a, parent, self_link, self.entry(parent, link))
-        self.store(a, parent, k, self.data_pte(gfn))
+        got = self.two_level_alias(pick, k, slot, data if table is None else table)  # takes for a table
+        if got is None:
+            return
+        a, b, parent, k, reuse, gfn, alias, base, n = got
+        link = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK
         self.emit(["access", {"vcpu": b, "addr": alias + (j % n) * self.size, "kind": WRITE,
                               "user": False, "value": self.data_pte(data), "size": self.size}])
         self.store(a, parent, k, 0)                                  # need_remote_flush
         self.store(a, parent, reuse, self.entry(gfn, link))          # G becomes a table
         at = base | (reuse << self.level_shift(2))
         if table is not None:
-            self.table_at[table] = (1, at)
+            self.table_at[gfn] = (1, at)
         self.emit_access(a, at | ((j % n) << PAGE_SHIFT), READ, False)
         self.emit(["access", {"vcpu": b, "addr": alias + (j % n) * self.size, "kind": WRITE,
                               "user": False, "value": self.data_pte(data), "size": self.size}])
         self.addrs += [alias, at | ((j % n) << PAGE_SHIFT)]
+
+    @swarm("patterns")
+    @precondition(lambda self: self.has_pair())
+    @rule(pick=st.integers(0, 1 << 16), k=st.integers(1, 1023), data=st.integers(0x20, 0x3F),
+          slot=st.integers(1, 1023), how=st.sampled_from(["unmap", "change_pte"]),
+          clear=st.booleans())
+    def pte_write_then_host_unmaps(self, pick, k, data, slot, how, clear):
+        """The window between a guest's pte edit and its own TLB shootdown, which
+        the host does not see.  In a self-mapped directory (two_level_alias),
+        vCPU b writes a data page G through entry k; vCPU a clears or retargets
+        the entry (kvm_mmu_pte_write() zaps b's spte; need_remote_flush() asks
+        for a flush of every vCPU).  Before the guest's shootdown reaches b
+        (architecturally b may still use its TLB entry), the host takes G's
+        page away (swap-out, migration, or a KSM merge: change_pte): the MMU
+        notifier finds no spte of G and so does not flush.  b writes G again:
+        only the pte write's remote flush kept that write out of the page the
+        host took.  Then the shootdown.  (A GET_DIRTY_LOG in the window would
+        not show it: 3.10 flushes whenever a page was dirty.)"""
+        got = self.two_level_alias(pick, k, slot, data)
+        if got is None:
+            return
+        a, b, parent, k, reuse, gfn, alias, base, n = got
+        sid = self.world.oracle.slot_of(gfn)
+        if sid is None:
+            return
+        self.emit_access(b, alias, WRITE, False)                    # b's TLB: alias -> G, writable
+        was = self.store(a, parent, k, 0 if clear else self.data_pte(data ^ 1))
+        if how == "unmap":
+            self.emit(["unmap_hva_range", {"slot": sid, "gfn": gfn, "npages": 1}])
+        else:
+            self.emit(["change_pte", {"slot": sid, "gfn": gfn}])
+        self.emit_access(b, alias, WRITE, False)                    # before the shootdown
+        self.invalidate_after_edit(alias, leaf=True, was=was)      # the shootdown
+        self.addrs.append(alias)
 
     @swarm("patterns")
     @precondition(lambda self: self.gmode == PAGING_64)
@@ -1828,10 +1874,13 @@ FAMILY = Family(
     machine=SmpPatternMachine,  # the patterns always on (b1bd5cba3306's shared directories)
     make_world=make_world,
     impl_base=ImplShadowMmu,
-    # mixed first; then the 64-bit guest, the shadow mode with every level (rights
-    # inherited through three tables above a leaf exist only there); TDP after it
-    # (gfn:*, whose direct pages TDP builds first, run on diff/gfn.py's family)
-    modes=("mixed", "shadow64", "tdp", "shadow32", "shadowpae"),
+    # the 64-bit guest first, the shadow mode with every level (rights inherited
+    # through three tables above a leaf exist only there) and the one every mmu:*
+    # variant fails in (det seeds 0-4: no variant's median above 0.2 s with it
+    # first, pt-access-all-levels-3.10 at 1.1 s behind mixed's first round);
+    # then mixed, TDP (gfn:*, whose direct pages TDP builds first, run on
+    # diff/gfn.py's family), the 32-bit and PAE guests
+    modes=("shadow64", "mixed", "tdp", "shadow32", "shadowpae"),
     variant_families=("mmu",),  # gfn:* run on diff/gfn.py's family: the same machine, TDP first
     also_runs=(("rmap", "rmap_class"),),  # --family mmu --variant rmap:X: X's Rmap in the VM
 )
