@@ -123,18 +123,20 @@ def run_job(job, database=None, progress=None):
     # fresh worker.
     families.load_all()
     with branch_coverage.measuring() as measured:
-        res = _run(job, database, progress)
+        res = _run(job, database, progress, **branch_coverage.sample_args())
     return dict(res.to_dict(), coverage=measured.data)
 
 
-def _run(job, database, progress):
+def _run(job, database, progress, **sample):
+    """The job's campaign; `sample`: a measured plain campaign's run_campaign
+    arguments (branch_coverage.sample_args)."""
     if job.kind == "hunt":
         return campaign.hunt_variant(job.family, job.variant, seed=job.seed, budget=job.budget,
                                      steps=job.steps, progress=progress, database=database,
                                      shrink_seconds=job.shrink_seconds)
     return campaign.run_campaign(job.family, job.variant, seed=job.seed, budget=job.budget,
                                  steps=job.steps, mode=job.mode, progress=progress,
-                                 database=database, shrink_seconds=job.shrink_seconds)
+                                 database=database, shrink_seconds=job.shrink_seconds, **sample)
 
 
 def run_job_on_worker(job, database=None):

@@ -43,15 +43,16 @@ COVERAGE_CHUNKS = 1
 COVERAGE_ANALYSIS_SECONDS = 2.0  # planning: analysing the merged arcs here, after the campaigns
 
 
-def chunk_seconds(budget, modes, slowdown=1.0, round_seconds=None):
+def chunk_seconds(budget, modes, slowdown=1.0, round_seconds=None, min_rounds=1):
     """Planned worker seconds of one plain chunk of a family with `modes` modes.
     run_campaign stops at the end of the first round after which the budget is
     spent and every mode had a round: at most the budget plus the round that
-    finishes after it, at least a round per mode.  A round takes
-    `round_seconds` (default jobs.ROUND_SECONDS), a measured chunk's
+    finishes after it, at least a round per mode (and `min_rounds` rounds: a
+    measured chunk's minimum sample, branch_coverage.sample_args).  A round
+    takes `round_seconds` (default jobs.ROUND_SECONDS), a measured chunk's
     `slowdown` times longer."""
     rnd = (round_seconds or jobs.ROUND_SECONDS) * slowdown
-    return max(budget + rnd, modes * rnd)
+    return max(budget + rnd, max(modes, min_rounds) * rnd)
 
 
 def round_seconds_seen(results, runs_on):
@@ -88,16 +89,17 @@ def plain_plan(remaining, slots, family_modes, chunks, coverage=True, round_seco
     measured, in family order), "planned_worker_seconds",
     "available_worker_seconds", "coverage_worker_seconds",
     "coverage_short_worker_seconds" (what measuring every family lacks)}."""
-    from diff.branch_coverage import COVERAGE_SLOWDOWN
+    from diff.branch_coverage import COVERAGE_MIN_EXAMPLES, COVERAGE_SLOWDOWN
 
     measured = min(COVERAGE_CHUNKS, chunks)
+    min_rounds = -(-COVERAGE_MIN_EXAMPLES // campaign.EXAMPLES_PER_ROUND)
     avail = max(remaining, 0.0) * max(slots, 1)
     rounds = round_seconds or {}
 
     def cost(f, b, cov):
         m, rnd = family_modes[f], rounds.get(f)
         plain = chunk_seconds(b, m, round_seconds=rnd)
-        slow = chunk_seconds(b, m, COVERAGE_SLOWDOWN, rnd) if cov else plain
+        slow = chunk_seconds(b, m, COVERAGE_SLOWDOWN, rnd, min_rounds) if cov else plain
         k = measured if cov else 0
         return k * slow + (chunks - k) * plain, slow, k * (slow - plain)
 

@@ -255,7 +255,7 @@ def test_check_plans_coverage_out_of_its_budget(tiny_job):
     plain = check.plain_plan(200.0, 2, modes, 2, coverage=False)
     assert plain["budget"] > plan["budget"] and plain["coverage_worker_seconds"] == 0
     # not room for all: the cheapest families (fewest modes) are measured, the rest wait
-    part = check.plain_plan(60.0, 2, modes, 2)
+    part = check.plain_plan(70.0, 2, modes, 2)
     assert part["coverage"] == ["rmap", "walk"] and part["coverage_short_worker_seconds"] > 0
     assert part["planned_worker_seconds"] <= part["available_worker_seconds"]
     short = check.plain_plan(30.0, 2, modes, 2)
