@@ -647,7 +647,8 @@ def bench_coverage(budget=BENCH_SECONDS, seed=0, family_names=None, log=None, qu
         # every family measured and slow the later ones past their watchdog
         gc.collect()
         gc.freeze()
-        runs.append({"family": name, "status": res.status, "oracle": res.oracle, "examples": res.examples,
+        runs.append({"family": name, "status": res.status, "oracle": res.oracle,
+                     "failure": res.to_dict() if res.status == "discrepancy" else None, "examples": res.examples,
                      "steps": res.steps, "seconds": round(res.seconds, 2),
                      "steps_per_second": round(res.steps / res.seconds, 1) if res.seconds else None,
                      "per_mode": res.per_mode})

@@ -421,7 +421,11 @@ def cmd_bench(args, out):
         report = bench.BENCHES["coverage"](**({"budget": args.budget} if args.budget else {}),
                                            log=None if args.json else _logger(False))
         out.write((json.dumps(report, indent=1) if args.json else bench.render(report)) + "\n")
-        return OK
+        # a campaign of the sample failed (a discrepancy, a livelock): a finding, as in diff
+        failed = [r["failure"] for r in report.get("runs", ()) if r.get("failure")]
+        for f in failed if not args.json else ():
+            print_failure(campaign.CampaignResult.from_dict(f), out)
+        return FOUND if failed else OK
     if args.variant:
         var = variant_registry.get(args.variant)
         if args.family != "rmap" or var.family != "rmap":

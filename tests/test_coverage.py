@@ -327,3 +327,20 @@ def test_diff_prints_a_line_per_mode(capsys):
     assert cli.main(["diff", "--family", "rmap", "--budget", "0.01", "--steps", "3", "--json"]) == 0
     (rec,) = json.loads(capsys.readouterr().out)
     assert rec["per_mode"]["default"]["examples"] == rec["examples"]
+
+
+def test_bench_coverage_reports_a_failing_campaign(monkeypatch, capsys):
+    """A campaign of the sample that fails (here the rmap:next-after-drop variant's
+    Rmap standing in for the plain impl) is a finding: exit 1 and the shrunk
+    counterexample printed, as diff prints it."""
+    from diff import campaign
+
+    every = families.load_all
+    monkeypatch.setattr(families, "load_all", lambda: {n: f for n, f in every().items() if n == "rmap"})
+    monkeypatch.setattr(bc, "BENCH_STEPS", 20)
+    plain = campaign.run_campaign
+    monkeypatch.setattr(campaign, "run_campaign",
+                        lambda name, **kw: plain(name, "rmap:next-after-drop", **kw))
+    assert cli.main(["bench", "coverage", "--budget", "0.01"]) == 1
+    out = capsys.readouterr().out
+    assert "DISCREPANCY [" in out and "shrunk counterexample" in out and "rmap_" in out
