@@ -1377,7 +1377,7 @@ class MmuMachine(DiffMachine):
         vCPU that changed it (Linux's flush_tlb_one), which reaches
         FNAME(invlpg) of the unsync leaf; then G becomes a page table.  (As a
         flag of that rule, this form was drawn in one half of its firings.)"""
-        self.retarget_unsync_then_reuse(pick, k, j, data, slot, clear, True)
+        self.retarget_unsync_then_reuse(pick=pick, k=k, j=j, data=data, slot=slot, clear=clear, invlpg=True)
 
     def two_level_alias(self, pick, k, slot, gfn):
         """The set-up of the patterns of a page directory that is also a page table

@@ -305,7 +305,7 @@ class UnsyncMachine(SmpPatternMachine):
         becomes a page table; b's stray store through its stale kernel
         mapping must still trap.  retarget_unsync_then_reuse (diff/mmu.py)
         without its INVLPG form."""
-        self.retarget_unsync_then_reuse(pick, k, j, data, slot, clear, False)
+        self.retarget_unsync_then_reuse(pick=pick, k=k, j=j, data=data, slot=slot, clear=clear, invlpg=False)
 
 
 FAMILY = Family(
