@@ -73,21 +73,27 @@ FORMAT = 1
 # chunk per family and plans its rounds to take this much longer.
 COVERAGE_SLOWDOWN = 3.5
 
-# A measured campaign is a sample of each mode, not a hunt: full rounds from
-# the first (campaign.EXAMPLES_PER_ROUND examples in every mode), and at least
-# COVERAGE_MIN_EXAMPLES examples whatever the budget, so a family whose
-# examples are slow (a live VM per example) is not measured on a handful.
-# Measured (tested, seed 0, bench coverage of the live family alone): 29
-# examples reached 91.4% of its reachable branches, 54 95.4%, 79 97.0%.
+# A measured campaign runs at least COVERAGE_MIN_EXAMPLES examples whatever
+# the budget, so a family whose examples are slow (a live VM per example) is
+# not measured on a handful.  Measured (tested, seed 0, bench coverage of the
+# live family alone): 29 examples reached 91.4% of its reachable branches, 54
+# 95.4%, 79 97.0%.
 COVERAGE_MIN_EXAMPLES = 75
 
 
-def sample_args():
-    """run_campaign's arguments for a campaign measured for coverage (bench
-    coverage and check's measured chunks alike)."""
+def sample_args(modes, full_rounds=True):
+    """run_campaign's arguments for a campaign of `modes` modes measured for
+    coverage.  bench coverage samples each mode with full rounds from the
+    first (campaign.EXAMPLES_PER_ROUND examples in every mode), not a hunt's
+    quick first rounds; check's measured chunks keep the quick first rounds
+    (`full_rounds` False: five full rounds under coverage cost a five-mode
+    family over 2 minutes of a 10-minute check) where they serve, which is
+    reaching every mode early: a family of one mode has full rounds."""
     from . import campaign
 
-    return {"first_round": campaign.EXAMPLES_PER_ROUND, "min_examples": COVERAGE_MIN_EXAMPLES}
+    full = full_rounds or modes == 1
+    first = campaign.EXAMPLES_PER_ROUND if full else campaign.FIRST_ROUND_EXAMPLES
+    return {"first_round": first, "min_examples": COVERAGE_MIN_EXAMPLES}
 
 
 # -- the unreachable list's entries -------------------------------------------------
@@ -640,7 +646,8 @@ def bench_coverage(budget=BENCH_SECONDS, seed=0, family_names=None, log=None, qu
             log(f"bench coverage: {name}, {budget:g}s under coverage ...")
         with measuring() as m:
             res = campaign.run_campaign(name, seed=seed, budget=budget,
-                                        steps=BENCH_STEPS or campaign.DEFAULT_STEPS, **sample_args())
+                                        steps=BENCH_STEPS or campaign.DEFAULT_STEPS,
+                                        **sample_args(len(families.get(name).modes)))
         per[name] = m.data
         # the measured arcs stay in memory for the report: keep them (and what the
         # campaigns left) out of the cyclic GC's scans, which otherwise grow with

@@ -123,7 +123,8 @@ def run_job(job, database=None, progress=None):
     # fresh worker.
     families.load_all()
     with branch_coverage.measuring() as measured:
-        res = _run(job, database, progress, **branch_coverage.sample_args())
+        modes = 1 if job.mode else len(families.get(job.family).modes)
+        res = _run(job, database, progress, **branch_coverage.sample_args(modes, full_rounds=False))
     return dict(res.to_dict(), coverage=measured.data)
 
 

@@ -43,16 +43,54 @@ COVERAGE_CHUNKS = 1
 COVERAGE_ANALYSIS_SECONDS = 2.0  # planning: analysing the merged arcs here, after the campaigns
 
 
-def chunk_seconds(budget, modes, slowdown=1.0, round_seconds=None, min_rounds=1):
+def least_examples(modes, min_examples=campaign.EXAMPLES_PER_ROUND, first_round=campaign.FIRST_ROUND_EXAMPLES):
+    """The fewest examples a campaign of `modes` modes runs whatever its budget:
+    whole cycles of rounds over the modes (round r: campaign.round_examples)
+    until `min_examples` ran; every mode has a round.  (run_campaign can stop
+    within a cycle; a cycle is the plan's unit.)"""
+    total, rnd = 0, 0
+    while total < min_examples or rnd == 0:
+        total += modes * campaign.round_examples(rnd, first_round)
+        rnd += 1
+    return total
+
+
+def chunk_seconds(budget, modes, slowdown=1.0, round_seconds=None, min_examples=campaign.EXAMPLES_PER_ROUND,
+                  first_round=campaign.FIRST_ROUND_EXAMPLES):
     """Planned worker seconds of one plain chunk of a family with `modes` modes.
     run_campaign stops at the end of the first round after which the budget is
-    spent and every mode had a round: at most the budget plus the round that
-    finishes after it, at least a round per mode (and `min_rounds` rounds: a
-    measured chunk's minimum sample, branch_coverage.sample_args).  A round
-    takes `round_seconds` (default jobs.ROUND_SECONDS), a measured chunk's
-    `slowdown` times longer."""
+    spent and `min_examples` ran (least_examples): at most the budget plus
+    the round that finishes after it, at least its least examples.  A round
+    of EXAMPLES_PER_ROUND examples takes `round_seconds` (default
+    jobs.ROUND_SECONDS), a measured chunk's `slowdown` times longer."""
     rnd = (round_seconds or jobs.ROUND_SECONDS) * slowdown
-    return max(budget + rnd, max(modes, min_rounds) * rnd)
+    least = least_examples(modes, min_examples, first_round) * rnd / campaign.EXAMPLES_PER_ROUND
+    return max(budget + rnd, least)
+
+
+# Seconds of one round (EXAMPLES_PER_ROUND examples) of each family's plain
+# campaign, unmeasured, two campaigns at a time on the 2-core machine: from
+# the plain chunks of `mmuspec check` (600 s, 2026-12-03 15:17 UTC; steps per
+# second times steps per example).  The zoo's hunts time their clean modes
+# faster (their quick first rounds; flush 4.1 s against 7.9 s here), and do
+# not time a family without must-catch variants (the live ones) at all: with
+# jobs.ROUND_SECONDS for those, that check planned 922 worker-seconds and
+# took 1,310 (785 s for a 600 s budget).  plain_plan takes the larger of this
+# and the zoo's measure.
+ROUND_SECONDS_MEASURED = {"fastpf": 4.9, "flush": 7.9, "mmu": 7.9, "gfn": 4.9, "live": 11.3,
+                          "live-relaxed": 13.7, "live-walk": 5.4, "rmap": 1.0, "unsync": 10.1,
+                          "walk": 1.9, "zap": 4.4}
+# and the slowdown branch coverage cost each family in that check (its
+# measured chunk's steps per second against the other's): plain_plan's
+# estimate of a measured chunk, branch_coverage.COVERAGE_SLOWDOWN for others
+SLOWDOWN_MEASURED = {"fastpf": 4.1, "flush": 3.3, "mmu": 3.3, "gfn": 3.2, "live": 2.7, "live-relaxed": 2.9,
+                     "live-walk": 1.6, "rmap": 2.5, "unsync": 4.1, "walk": 1.8, "zap": 3.9}
+
+
+def planned_round_seconds(seen, names):
+    """{family: seconds per round} for check's plan: the zoo's measure
+    (round_seconds_seen) or ROUND_SECONDS_MEASURED, the larger."""
+    return {f: max(seen.get(f, 0.0), ROUND_SECONDS_MEASURED.get(f, jobs.ROUND_SECONDS)) for f in names}
 
 
 def round_seconds_seen(results, runs_on):
@@ -89,17 +127,17 @@ def plain_plan(remaining, slots, family_modes, chunks, coverage=True, round_seco
     measured, in family order), "planned_worker_seconds",
     "available_worker_seconds", "coverage_worker_seconds",
     "coverage_short_worker_seconds" (what measuring every family lacks)}."""
-    from diff.branch_coverage import COVERAGE_MIN_EXAMPLES, COVERAGE_SLOWDOWN
+    from diff.branch_coverage import COVERAGE_SLOWDOWN, sample_args
 
     measured = min(COVERAGE_CHUNKS, chunks)
-    min_rounds = -(-COVERAGE_MIN_EXAMPLES // campaign.EXAMPLES_PER_ROUND)
     avail = max(remaining, 0.0) * max(slots, 1)
     rounds = round_seconds or {}
 
     def cost(f, b, cov):
         m, rnd = family_modes[f], rounds.get(f)
         plain = chunk_seconds(b, m, round_seconds=rnd)
-        slow = chunk_seconds(b, m, COVERAGE_SLOWDOWN, rnd, min_rounds) if cov else plain
+        slowdown = SLOWDOWN_MEASURED.get(f, COVERAGE_SLOWDOWN)
+        slow = chunk_seconds(b, m, slowdown, rnd, **sample_args(m, full_rounds=False)) if cov else plain
         k = measured if cov else 0
         return k * slow + (chunks - k) * plain, slow, k * (slow - plain)
 
@@ -293,7 +331,7 @@ def run(args, out):
 
         _run_zoo(runner, zoo, database, out_dir, lambda s: log("mmuspec check: " + s))
         chunks = 1 if in_process else max(runner.slots, 1)
-        rounds = round_seconds_seen(zoo.results.values(), shared)
+        rounds = planned_round_seconds(round_seconds_seen(zoo.results.values(), shared), fams)
         plan = plain_plan(deadline - time.monotonic() - COVERAGE_ANALYSIS_SECONDS, runner.slots,
                           {n: len(f.modes) for n, f in fams.items()}, chunks, round_seconds=rounds)
         plan["round_seconds"] = {f: round(rounds.get(f, jobs.ROUND_SECONDS), 2) for f in fams}

@@ -255,10 +255,10 @@ def test_check_plans_coverage_out_of_its_budget(tiny_job):
     plain = check.plain_plan(200.0, 2, modes, 2, coverage=False)
     assert plain["budget"] > plan["budget"] and plain["coverage_worker_seconds"] == 0
     # not room for all: the cheapest families (fewest modes) are measured, the rest wait
-    part = check.plain_plan(70.0, 2, modes, 2)
+    part = check.plain_plan(40.0, 2, modes, 2)
     assert part["coverage"] == ["rmap", "walk"] and part["coverage_short_worker_seconds"] > 0
     assert part["planned_worker_seconds"] <= part["available_worker_seconds"]
-    short = check.plain_plan(30.0, 2, modes, 2)
+    short = check.plain_plan(15.0, 2, modes, 2)
     assert short["coverage"] == [] and short["coverage_short_worker_seconds"] > 0
     rec = check.coverage_record([], {}, {}, 2, short, {}, rerun_budget=260)
     assert "not measured" in check.coverage_text(rec) and "--budget 260" in rec["note"]
@@ -344,3 +344,14 @@ def test_bench_coverage_reports_a_failing_campaign(monkeypatch, capsys):
     assert cli.main(["bench", "coverage", "--budget", "0.01"]) == 1
     out = capsys.readouterr().out
     assert "DISCREPANCY [" in out and "shrunk counterexample" in out and "rmap_" in out
+
+
+def test_the_plan_counts_the_examples_a_campaign_runs_whatever_its_budget():
+    """check's planner: the quick first rounds (3, 6, 12, 24, then 25 per mode) in
+    whole cycles over the modes until the minimum ran; a measured chunk of one
+    mode has full rounds (branch_coverage.sample_args)."""
+    assert check.least_examples(1) == 45 and check.least_examples(5) == 45
+    assert check.least_examples(5, bc.COVERAGE_MIN_EXAMPLES) == 105
+    assert bc.sample_args(1, full_rounds=False)["first_round"] == 25
+    assert check.least_examples(1, **bc.sample_args(1, full_rounds=False)) == 75
+    assert check.chunk_seconds(0.0, 1, round_seconds=2.0, **bc.sample_args(1, full_rounds=False)) == 6.0
