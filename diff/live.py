@@ -832,6 +832,11 @@ class LiveWorld(MmuWorld):
         return self._send(f"madvise(DONTNEED) slot {slot} gfn {lo:#x}+{hi - lo}",
                           [("madvise_dontneed", (slot, lo, hi - lo))])
 
+    def kept_gfn(self, want):
+        """The gfn whose memory a store with no data keeps: the page the oracle's
+        access reached (`want`, the models' outcome), None if it did not."""
+        return want[1] if want[0] == OK else None
+
     def live_access(self, vcpu, addr, kind, user, value=None, size=None):
         la = linear_address(PAGING_64, addr)
         cpl = 3 if user else 0
@@ -848,9 +853,9 @@ class LiveWorld(MmuWorld):
             # there after the walk (A/D included), a single write access that keeps
             # memory as it is.  (`or [x], 0` would not do: its load is an access of
             # its own, which sets A through a read-only pte before the store faults.)
-            keep = 0
-            if want[0] == OK:
-                keep = int.from_bytes(model_bytes(self.oracle.mem, (want[1] << PAGE_SHIFT) |
+            keep, gfn = 0, self.kept_gfn(want)
+            if gfn is not None:
+                keep = int.from_bytes(model_bytes(self.oracle.mem, (gfn << PAGE_SHIFT) |
                                                   (la & 0xFFF), n), "little")
             req = ("access", (vcpu, la, "write", n, keep, cpl))
         elif want[0] == OK and self._crosses_page(want[1], la):

@@ -92,6 +92,18 @@ class RelaxedLiveWorld(L.LiveWorld):
             self._commit_live(choice, access)
         return out
 
+    def kept_gfn(self, want):
+        """A store with no data keeps the memory of the page live's oracle permits
+        (its walk's page first), not the models' outcome: the models may have
+        gone through a TLB entry live's kernel did not keep (an earlier access's
+        permitted choices differed), and live would then store the models' page
+        into its own (or 0, where the models exited as MMIO)."""
+        cands = self._live_cands
+        if cands is None:
+            return super().kept_gfn(want)
+        ok = [o[1] for o, how in sorted(cands, key=lambda c: c[1] != "walk") if o[0] == OK]
+        return ok[0] if ok else None
+
     def _judge_access(self, what, want, out, la, kind, n):
         """The live outcome must be one live's oracle permits."""
         cands = self._live_cands
