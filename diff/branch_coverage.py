@@ -59,6 +59,8 @@ import os
 import threading
 from dataclasses import dataclass
 
+from .watchdog import DEFAULT_EXAMPLE_SECONDS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout
 MEASURED_DIRS = ("spec", "impl")
 OMITTED_DIRS = ("impl/variants",)
@@ -79,6 +81,13 @@ COVERAGE_SLOWDOWN = 3.5
 # live family alone): 29 examples reached 91.4% of its reachable branches, 54
 # 95.4%, 79 97.0%.
 COVERAGE_MIN_EXAMPLES = 75
+# The per-example watchdog (diff/watchdog.py) is set for campaigns at full
+# speed; a measured one runs up to COVERAGE_SLOWDOWN times slower, and a long
+# example then passed the 20 s limit and was reported as "livelock": an
+# unsync example of 356 ops (mixed mode, a 600 s check's measured chunk, two
+# campaigns sharing the cores) that replays in 2.3 s alone, 9.7 s under
+# coverage (tested: one replay each).  Its limit grows by the same factor.
+COVERAGE_EXAMPLE_SECONDS = DEFAULT_EXAMPLE_SECONDS * COVERAGE_SLOWDOWN
 
 
 def sample_args(modes, full_rounds=True):
@@ -93,7 +102,8 @@ def sample_args(modes, full_rounds=True):
 
     full = full_rounds or modes == 1
     first = campaign.EXAMPLES_PER_ROUND if full else campaign.FIRST_ROUND_EXAMPLES
-    return {"first_round": first, "min_examples": COVERAGE_MIN_EXAMPLES}
+    return {"first_round": first, "min_examples": COVERAGE_MIN_EXAMPLES,
+            "example_seconds": COVERAGE_EXAMPLE_SECONDS}
 
 
 # -- the unreachable list's entries -------------------------------------------------

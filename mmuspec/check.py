@@ -137,7 +137,9 @@ def plain_plan(remaining, slots, family_modes, chunks, coverage=True, round_seco
         m, rnd = family_modes[f], rounds.get(f)
         plain = chunk_seconds(b, m, round_seconds=rnd)
         slowdown = SLOWDOWN_MEASURED.get(f, COVERAGE_SLOWDOWN)
-        slow = chunk_seconds(b, m, slowdown, rnd, **sample_args(m, full_rounds=False)) if cov else plain
+        sample = sample_args(m, full_rounds=False)
+        slow = chunk_seconds(b, m, slowdown, rnd, sample["min_examples"], sample["first_round"]) \
+            if cov else plain
         k = measured if cov else 0
         return k * slow + (chunks - k) * plain, slow, k * (slow - plain)
 
