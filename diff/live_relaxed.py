@@ -34,7 +34,7 @@ import copy
 from impl.mmu import ShadowMmu as ImplShadowMmu
 from spec.consts import PAGE_SHIFT, PAGE_SIZE
 from spec.mmu import MMIO, OK, PAGE_FAULT
-from spec.walk import WRITE, linear_address, PAGING_64
+from spec.walk import FETCH, WRITE, linear_address, PAGING_64
 
 from . import live as L
 from .core import Discrepancy
@@ -189,17 +189,35 @@ class RelaxedLiveMachine(L.LiveMachine):
 
     def rewrite_access(self, op):
         """A store with no data at an address with more than one permitted outcome
-        gets an INVLPG of that address first (module docstring)."""
+        gets an INVLPG of that address first (module docstring).  The live
+        machine leaves out fetches whose walk reaches a gpa no memslot covers
+        (this host's finding live-fetch-no-memslot-internal-error) by the
+        models' walk; here live's own oracle's walk is asked too (after their
+        choices parted it may go elsewhere), and a fetch one of whose stale
+        translations goes there gets an INVLPG first (a TLB entry live's
+        kernel kept would take the fetch there all the same)."""
         out = super().rewrite_access(op)
         w = self.world
         if len(out) == 1 and out[0][0] == "access":
             a = out[0][1]
-            if a["kind"] == WRITE and a.get("value") is None and a["vcpu"] in w.oracle.cpus:
-                la = linear_address(PAGING_64, a["addr"])
+            if a["vcpu"] not in w.oracle.cpus:
+                return out
+            la = linear_address(PAGING_64, a["addr"])
+            if a["kind"] == WRITE and a.get("value") is None:
                 cands = w.oracles["live"].candidates(a["vcpu"], la, WRITE, a["user"])
                 if len({c[0] for c in cands}) > 1:
                     w.live["INVLPG before a store with no data at an address with stale "
                            "translations"] += 1
+                    return [["invlpg", {"vcpu": a["vcpu"], "addr": la}]] + out
+            if a["kind"] == FETCH:
+                # live's oracle may walk elsewhere than the models' (their choices parted)
+                cands = w.oracles["live"].candidates(a["vcpu"], la, FETCH, a["user"])
+                if cands[0][0][0] == MMIO:
+                    return self.drop("a fetch from a gpa with no memslot in live's own walk "
+                                     "(finding live-fetch-no-memslot-internal-error)")
+                if any(o[0] == MMIO for o, _ in cands[1:]):
+                    w.live["INVLPG before a fetch one of whose stale translations has no "
+                           "memslot (finding live-fetch-no-memslot-internal-error)"] += 1
                     return [["invlpg", {"vcpu": a["vcpu"], "addr": la}]] + out
         return out
 
