@@ -77,13 +77,13 @@ def chunk_seconds(budget, modes, slowdown=1.0, round_seconds=None, min_examples=
 # jobs.ROUND_SECONDS for those, that check planned 922 worker-seconds and
 # took 1,310 (785 s for a 600 s budget).  plain_plan takes the larger of this
 # and the zoo's measure.
-ROUND_SECONDS_MEASURED = {"fastpf": 4.9, "flush": 7.9, "mmu": 7.9, "gfn": 4.9, "live": 11.3,
+ROUND_SECONDS_MEASURED = {"fastpf": 4.9, "flush": 7.9, "gfn": 4.9, "live": 11.3,
                           "live-relaxed": 13.7, "live-walk": 5.4, "rmap": 1.0, "unsync": 10.1,
                           "walk": 1.9, "zap": 4.4}
 # and the slowdown branch coverage cost each family in that check (its
 # measured chunk's steps per second against the other's): plain_plan's
 # estimate of a measured chunk, branch_coverage.COVERAGE_SLOWDOWN for others
-SLOWDOWN_MEASURED = {"fastpf": 4.1, "flush": 3.3, "mmu": 3.3, "gfn": 3.2, "live": 2.7, "live-relaxed": 2.9,
+SLOWDOWN_MEASURED = {"fastpf": 4.1, "flush": 3.3, "gfn": 3.2, "live": 2.7, "live-relaxed": 2.9,
                      "live-walk": 1.6, "rmap": 2.5, "unsync": 4.1, "walk": 1.8, "zap": 3.9}
 
 
